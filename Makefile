@@ -1,0 +1,50 @@
+# Kinguard: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+# make test uses PostgreSQL when one answers on 127.0.0.1:5432 (as in CI), else SQLite.
+PG_URL := postgres://postgres@127.0.0.1:5432/test
+TEST_DATABASE_URL ?= $(shell $(PYTHON) -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(('127.0.0.1',5432)))" 2>/dev/null && echo $(PG_URL))
+
+.PHONY: install run test test-sqlite lint format worker clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	touch $@
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) manage.py demo_info --port $(PORT)
+	@trap 'kill $$WORKER $$WEB 2>/dev/null; wait; echo "Kinguard stopped."; exit 0' INT TERM EXIT; \
+	$(VENV)/bin/celery -A config worker -B -Q face,default --concurrency=2 --loglevel=WARNING \
+	    --schedule var/celerybeat-schedule & WORKER=$$!; \
+	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload & WEB=$$!; \
+	wait -n $$WORKER $$WEB
+
+worker: install
+	$(VENV)/bin/celery -A config worker -Q face,default --loglevel=INFO
+
+test: install
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(PY) -m pytest
+
+test-sqlite: install
+	DATABASE_URL= $(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf var test-artifacts

@@ -1,0 +1,201 @@
+"""Settings shared by every environment. Values come from the environment.
+
+Environment-specific modules (local, test, production) import from here and override.
+Secrets have development defaults only in ``local``/``test``; ``production`` refuses
+to start without them.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from kombu import Exchange, Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(os.environ.get("KINGUARD_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "guardians",
+    "lookups",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def database_from_env(default_url: str) -> dict:
+    url = os.environ.get("DATABASE_URL", default_url)
+    config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # IMMEDIATE transactions take the write lock up front, so concurrent writers queue
+        # on the busy timeout instead of failing with "database is locked" on upgrade.
+        config.setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+    return config
+
+
+DATABASES = {"default": database_from_env(f"sqlite:///{VAR_DIR / 'kinguard.sqlite3'}")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "guardians.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = os.environ.get("KINGUARD_TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# Nothing user-supplied is ever served from a public media URL: probe images and
+# sampling photos live under PRIVATE_STORAGE_ROOT, outside STATIC_ROOT and without a URL.
+PRIVATE_STORAGE_ROOT = Path(os.environ.get("KINGUARD_PRIVATE_STORAGE", VAR_DIR / "private"))
+PROBE_DIR = Path(os.environ.get("KINGUARD_PROBE_DIR", VAR_DIR / "probes"))
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = 12 * 60 * 60
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Uploads: the face pipeline enforces its own byte limit; Django keeps large bodies on disk.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+
+# --- Kinguard keys -------------------------------------------------------------------
+# Fernet keys, comma-separated, newest first (MultiFernet): encrypts ID numbers and face
+# templates at rest. KINGUARD_ID_HASH_KEY keys the HMAC used to find a person by ID number.
+KINGUARD_ENCRYPTION_KEYS = env_list("KINGUARD_ENCRYPTION_KEYS")
+KINGUARD_ID_HASH_KEY = os.environ.get("KINGUARD_ID_HASH_KEY", "")
+
+# --- Kinguard rules (DESIGN.md "Rules with numbers") ----------------------------------
+KINGUARD_GRANT_MINUTES = int(os.environ.get("KINGUARD_GRANT_MINUTES", "10"))
+KINGUARD_LOOKUP_TTL_MINUTES = int(os.environ.get("KINGUARD_LOOKUP_TTL_MINUTES", "15"))
+KINGUARD_FACE_ATTEMPTS_PER_LOOKUP = int(os.environ.get("KINGUARD_FACE_ATTEMPTS_PER_LOOKUP", "3"))
+KINGUARD_FACE_FAILURES_BEFORE_DELAY = 5
+KINGUARD_FACE_DELAY_BASE_SECONDS = 30
+KINGUARD_FACE_CHECK_STALE_SECONDS = int(os.environ.get("KINGUARD_FACE_CHECK_STALE_SECONDS", "120"))
+KINGUARD_AUTHORIZATION_DEFAULT_DAYS = 365
+# None means: use the calibrated default of the face pipeline (lookups.face_pipeline).
+KINGUARD_FACE_THRESHOLD = (
+    float(os.environ["KINGUARD_FACE_THRESHOLD"]) if os.environ.get("KINGUARD_FACE_THRESHOLD") else None
+)
+KINGUARD_ALLOW_STILL_UPLOAD = env_bool("KINGUARD_ALLOW_STILL_UPLOAD", True)
+
+# django-otp: TOTP with 30 s steps; failures double the wait (1, 2, 4 ... s), so an
+# attacker gets far fewer than 100 guesses an hour.
+OTP_TOTP_ISSUER = "Kinguard"
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_TOTP_SYNC = False
+
+# --- Celery ---------------------------------------------------------------------------
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = (
+    Queue("default", Exchange("default", type="direct"), routing_key="default"),
+    Queue("face", Exchange("face", type="direct"), routing_key="face"),
+)
+CELERY_TASK_DEFAULT_EXCHANGE = "default"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
+CELERY_TASK_ROUTES = {"lookups.tasks.run_face_check": {"queue": "face", "routing_key": "face"}}
+# Face checks are CPU-bound and short: one message at a time per process keeps
+# long tasks from queueing behind each other on one process.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A publish must fail fast when the broker is down so the guardian gets a clear answer.
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-lookups": {"task": "lookups.tasks.sweep_stale", "schedule": timedelta(minutes=1)},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
+
+# Labeled test faces (never copied into the repository; see README).
+KINGUARD_FACES_DIR = Path(os.environ.get("KINGUARD_FACES_DIR", BASE_DIR.parent / "shared" / "faces"))

@@ -1,0 +1,39 @@
+"""Production: PostgreSQL, Redis, secrets from the environment with no defaults.
+
+Importing this module without the required variables raises ImproperlyConfigured,
+so a misconfigured host refuses to start instead of running with weak secrets.
+"""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import env_list
+
+
+def required(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise ImproperlyConfigured(f"Set the {name} environment variable (production has no default).")
+    return value
+
+
+DEBUG = False
+SECRET_KEY = required("SECRET_KEY")
+KINGUARD_ENCRYPTION_KEYS = [k for k in required("KINGUARD_ENCRYPTION_KEYS").split(",") if k]
+KINGUARD_ID_HASH_KEY = required("KINGUARD_ID_HASH_KEY")
+required("DATABASE_URL")
+required("CELERY_BROKER_URL")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("Set DJANGO_ALLOWED_HOSTS (comma-separated host names).")
+
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_SSL_REDIRECT = os.environ.get("DJANGO_SECURE_SSL_REDIRECT", "true").lower() == "true"
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+KINGUARD_ALLOW_STILL_UPLOAD = os.environ.get("KINGUARD_ALLOW_STILL_UPLOAD", "false").lower() == "true"

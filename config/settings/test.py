@@ -1,0 +1,17 @@
+"""Settings for pytest. DATABASE_URL selects PostgreSQL (CI) or SQLite (default)."""
+
+import os
+
+from .base import *  # noqa: F403
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key"  # noqa: S105
+KINGUARD_ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWtpbmd1YXJkLWtleS0wMDAwMDAwMDA="]
+KINGUARD_ID_HASH_KEY = "test-only-id-hash-key"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Unit tests call task functions directly; publishing goes to an in-memory broker.
+# Integration tests start a real worker on Redis and override this.
+CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "memory://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+CELERY_TASK_ALWAYS_EAGER = False

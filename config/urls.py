@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django_otp.admin import OTPAdminSite
+
+from lookups import views as lookup_views
+
+# Staff must present a verified OTP device to reach the admin.
+admin.site.__class__ = OTPAdminSite
+admin.site.site_header = "Kinguard administration"
+admin.site.site_title = "Kinguard"
+
+urlpatterns = [
+    path("", lookup_views.home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("lookups/", include("lookups.urls")),
+    path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+]

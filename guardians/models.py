@@ -1,0 +1,171 @@
+"""Who may act for whom: people, clinics, staff, authorizations, face enrollments.
+
+State on Authorization changes only through ``guardians.services`` (one write path).
+"""
+
+import datetime as dt
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class User(AbstractUser):
+    """A login account: clinic staff, a guardian, or an elder using their own results.
+
+    ``face_failures`` counts consecutive failed face checks of this account across
+    lookups; ``face_retry_not_before`` is the end of the current back-off delay.
+    """
+
+    face_failures = models.PositiveIntegerField(default=0)
+    face_retry_not_before = models.DateTimeField(null=True, blank=True)
+
+
+class Clinic(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    address = models.CharField(max_length=300, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StaffMembership(models.Model):
+    class Role(models.TextChoices):
+        STAFF = "staff", _("Clinic staff")
+        MANAGER = "manager", _("Clinic manager")
+        AUDITOR = "auditor", _("Auditor")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.STAFF)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "clinic"], name="one_membership_per_clinic")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.clinic} ({self.role})"
+
+
+class Person(models.Model):
+    """A real person known to a clinic: an elder, a guardian, or both.
+
+    The ID number is stored only as a keyed hash (unique; finds duplicates and matches lab
+    imports) plus ciphertext; ``id_number_masked`` is what screens show.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="people")
+    full_name = models.CharField(max_length=200)
+    id_number_hash = models.CharField(max_length=64, unique=True)
+    id_number_ciphertext = models.BinaryField()
+    id_number_masked = models.CharField(max_length=18)
+    birth_date = models.DateField()
+    phone = models.CharField(max_length=40, blank=True)
+    notify_email = models.EmailField(blank=True)
+    is_elder = models.BooleanField(default=False)
+    is_guardian = models.BooleanField(default=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="person"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "people"
+        indexes = [models.Index(fields=["clinic", "full_name"])]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} ({self.id_number_masked})"
+
+
+class Authorization(models.Model):
+    """A staff-registered permission for one guardian to look up one elder's results.
+
+    Active only while ``status == ACTIVE`` and ``valid_from <= now < valid_until``; there
+    is no open-ended authorization. Checked again at every lookup step and on every
+    results page, so a revocation takes effect immediately.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending approval")
+        ACTIVE = "active", _("Active")
+        SUSPENDED = "suspended", _("Suspended")
+        REVOKED = "revoked", _("Revoked")
+        EXPIRED = "expired", _("Expired")
+
+    class Relationship(models.TextChoices):
+        CHILD = "child", _("Son or daughter")
+        SPOUSE = "spouse", _("Spouse")
+        GRANDCHILD = "grandchild", _("Grandchild")
+        SIBLING = "sibling", _("Brother or sister")
+        CARER = "carer", _("Professional carer")
+        LEGAL_GUARDIAN = "legal_guardian", _("Legal guardian")
+        OTHER = "other", _("Other relative")
+
+    class Scope(models.TextChoices):
+        TEST_RESULTS = "test_results", _("Test results")
+
+    class ConsentBasis(models.TextChoices):
+        ELDER_PRESENT = "elder_present", _("Elder present and agreed")
+        LEGAL_DOCUMENT = "legal_document", _("Legal document (incapacity)")
+
+    guardian = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="authorizations_as_guardian")
+    elder = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="authorizations_as_elder")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="authorizations")
+    relationship = models.CharField(max_length=20, choices=Relationship.choices)
+    scope = models.CharField(max_length=20, choices=Scope.choices, default=Scope.TEST_RESULTS)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    valid_from = models.DateTimeField()
+    valid_until = models.DateTimeField()
+    consent_basis = models.CharField(max_length=20, choices=ConsentBasis.choices)
+    consent_reference = models.CharField(max_length=200, blank=True)
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    registered_at = models.DateTimeField(default=timezone.now)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["guardian", "status"]), models.Index(fields=["elder", "status"])]
+        constraints = [
+            models.CheckConstraint(condition=~Q(guardian=models.F("elder")), name="guardian_is_not_elder"),
+            models.CheckConstraint(condition=Q(valid_until__gt=models.F("valid_from")), name="ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.guardian.full_name} → {self.elder.full_name} ({self.status})"
+
+    def is_active_at(self, when: dt.datetime) -> bool:
+        return self.status == self.Status.ACTIVE and self.valid_from <= when < self.valid_until
+
+
+class FaceEnrollment(models.Model):
+    """The reference template of one person: a mean 128-d embedding, encrypted at rest.
+
+    No photo is kept. Re-enrollment replaces the template (one row per person).
+    """
+
+    person = models.OneToOneField(Person, on_delete=models.CASCADE, related_name="face_enrollment")
+    template_ciphertext = models.BinaryField()
+    model_version = models.CharField(max_length=120)
+    sample_count = models.PositiveSmallIntegerField()
+    consent_text = models.TextField()
+    consented_at = models.DateTimeField()
+    enrolled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    enrolled_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Face template of {self.person.full_name}"

@@ -1,0 +1,110 @@
+"""The one rule set for who may see and do what.
+
+Querysets and single-object checks are built from the same functions, so a list can never
+show something that the detail page would refuse (or the reverse). Anything a user may not
+reach is answered exactly like something that does not exist (404).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from .models import Authorization, Person, StaffMembership
+
+if TYPE_CHECKING:
+    from .models import Clinic, User
+
+
+def _person_of(user: User) -> Person | None:
+    if not user.is_authenticated:
+        return None
+    try:
+        return user.person
+    except Person.DoesNotExist:
+        return None
+
+
+def active_authorization_q(at: dt.datetime, prefix: str = "") -> Q:
+    """Q for authorizations in force at ``at`` (the queryset twin of ``Authorization.is_active_at``)."""
+    return Q(
+        **{
+            f"{prefix}status": Authorization.Status.ACTIVE,
+            f"{prefix}valid_from__lte": at,
+            f"{prefix}valid_until__gt": at,
+        }
+    )
+
+
+def authorizations_usable_by(user: User, at: dt.datetime | None = None) -> QuerySet[Authorization]:
+    """Authorizations under which ``user`` (as guardian) may look someone up right now."""
+    at = at or timezone.now()
+    if not user.is_authenticated:
+        return Authorization.objects.none()
+    return Authorization.objects.filter(active_authorization_q(at), guardian__user=user)
+
+
+def can_look_up_self(user: User) -> bool:
+    person = _person_of(user)
+    return person is not None and person.is_elder
+
+
+def elders_for(user: User, at: dt.datetime | None = None) -> QuerySet[Person]:
+    """The people ``user`` may start a lookup for: authorized elders, plus themselves if an elder."""
+    at = at or timezone.now()
+    if not user.is_authenticated:
+        return Person.objects.none()
+    condition = Q(pk__in=authorizations_usable_by(user, at).values("elder_id"))
+    if can_look_up_self(user):
+        condition |= Q(user=user)
+    return Person.objects.filter(condition)
+
+
+def authorization_for(user: User, elder: Person, at: dt.datetime | None = None) -> Authorization | None:
+    """The authorization that lets ``user`` act for ``elder`` now, or None (self or not allowed)."""
+    return authorizations_usable_by(user, at).filter(elder=elder).order_by("-valid_until").first()
+
+
+def can_act_for(user: User, elder: Person, at: dt.datetime | None = None) -> bool:
+    """True when ``user`` may look up ``elder``'s results now (an elder counts for themselves)."""
+    if not user.is_authenticated:
+        return False
+    if elder.user_id == user.pk and elder.is_elder:
+        return True
+    return authorization_for(user, elder, at) is not None
+
+
+# --- staff scope --------------------------------------------------------------------------
+
+
+def staff_clinic_ids(user: User, roles: tuple[str, ...] | None = None) -> set[int]:
+    if not user.is_authenticated or not user.is_active:
+        return set()
+    memberships = StaffMembership.objects.filter(user=user)
+    if roles:
+        memberships = memberships.filter(role__in=roles)
+    return set(memberships.values_list("clinic_id", flat=True))
+
+
+def is_staff_of(user: User, clinic: Clinic | int, roles: tuple[str, ...] | None = None) -> bool:
+    clinic_id = clinic if isinstance(clinic, int) else clinic.pk
+    return user.is_superuser or clinic_id in staff_clinic_ids(user, roles)
+
+
+def people_visible_to_staff(user: User) -> QuerySet[Person]:
+    if user.is_superuser:
+        return Person.objects.all()
+    return Person.objects.filter(clinic_id__in=staff_clinic_ids(user))
+
+
+def authorizations_visible_to_staff(user: User) -> QuerySet[Authorization]:
+    if user.is_superuser:
+        return Authorization.objects.all()
+    return Authorization.objects.filter(clinic_id__in=staff_clinic_ids(user))
+
+
+def can_manage_authorizations(user: User, clinic: Clinic | int) -> bool:
+    return is_staff_of(user, clinic, (StaffMembership.Role.STAFF, StaffMembership.Role.MANAGER))

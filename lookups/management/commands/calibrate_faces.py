@@ -1,0 +1,118 @@
+"""``manage.py calibrate_faces DIR --enroll K``: FMR/FNMR of the face pipeline on a labeled set.
+
+Needs no database (no system or migration checks). The measuring loop is
+:func:`lookups.face_pipeline.calibrate`; this module only parses options and prints.
+The last output line is always exactly
+``threshold=T fmr=X% fnmr=Y% genuine=N impostor=M`` for the configured threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from lookups import face_pipeline
+
+
+def _pct(x: float, digits: int) -> str:
+    return "n/a" if math.isnan(x) else f"{100.0 * x:.{digits}f}%"
+
+
+def format_report(result: dict[str, Any]) -> list[str]:
+    """Human-readable report lines for a :func:`face_pipeline.calibrate` result; the last
+    line is the machine-readable summary for the configured threshold."""
+    lines = [
+        f"model={result['model_version']} enroll={result['enroll']} "
+        f"identities={len(result['identities'])} images={result['n_images']} "
+        f"templates={result['n_templates']} probes={result['n_probes']} "
+        f"({result['seconds']:.1f} s)",
+        f"genuine comparisons={len(result['genuine'])} impostor comparisons={len(result['impostor'])}",
+        "",
+        f"{'threshold':>9}  {'FNMR':>7}  {'FMR':>8}  {'false non-matches':>17}  {'false matches':>13}",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"{row['threshold']:>9.2f}  {_pct(row['fnmr'], 1):>7}  {_pct(row['fmr'], 3):>8}  "
+            f"{row['false_non_matches']:>17}  {row['false_matches']:>13}"
+        )
+    lines.append("")
+    max_fmr = _pct(result["max_fmr"], 1)
+    best = result["best_grid_threshold"]
+    exact = result["exact_threshold"]
+    lines.append(f"largest grid threshold with FMR <= {max_fmr}: " + ("none" if best is None else f"{best:.2f}"))
+    lines.append(f"largest threshold with FMR <= {max_fmr} (exact): " + ("n/a" if exact is None else f"{exact:.4f}"))
+    enroll_fta, probe_fta = result["enroll_fta"], result["probe_fta"]
+    lines.append(
+        f"failure to acquire: {len(enroll_fta) + len(probe_fta)} "
+        f"(enrollment {len(enroll_fta)}, probes {len(probe_fta)}; not counted as non-matches)"
+    )
+    for rel, code in enroll_fta + probe_fta:
+        lines.append(f"  FTA {rel}: {code}")
+    if result["closest_impostors"]:
+        lines.append("closest impostor comparisons (distance, probe, template):")
+        for dist, rel, ident in result["closest_impostors"][:5]:
+            lines.append(f"  {dist:.4f}  {rel}  vs {ident}")
+    conf = result["configured"]
+    lines.append(
+        f"threshold={conf['threshold']:.2f} fmr={_pct(conf['fmr'], 3)} "
+        f"fnmr={_pct(conf['fnmr'], 2)} genuine={len(result['genuine'])} "
+        f"impostor={len(result['impostor'])}"
+    )
+    return lines
+
+
+class Command(BaseCommand):
+    help = (
+        "Measure FMR/FNMR of the face pipeline (template of the first K images per identity "
+        "vs every other image) and suggest a threshold. Needs no database."
+    )
+    requires_system_checks: list[str] = []
+    requires_migrations_checks = False
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("dir", type=Path, help="folder with one sub-folder per identity")
+        parser.add_argument("--enroll", type=int, required=True, help="images per template (K)")
+        parser.add_argument(
+            "--threshold",
+            type=float,
+            default=None,
+            help="threshold for the summary line (default: DEFAULT_THRESHOLD)",
+        )
+        parser.add_argument(
+            "--identities",
+            default=None,
+            help="e.g. person_01-25,person_36-40 (default: all sub-folders)",
+        )
+        parser.add_argument("--max-fmr", type=float, default=0.001, help="target FMR (default 0.001)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        root: Path = options["dir"]
+        if not root.is_dir():
+            raise CommandError(f"{root} is not a directory")
+        if options["enroll"] < 1:
+            raise CommandError("--enroll must be >= 1")
+        if options["threshold"] is not None and not 0.0 < options["threshold"] < 2.0:
+            raise CommandError("--threshold must be in (0, 2)")
+        verbosity = int(options.get("verbosity", 1))
+
+        def progress(ident: str, n_enrolled: int, n_probes: int) -> None:
+            if verbosity >= 2:
+                self.stderr.write(f"{ident}: {n_enrolled} enrolled, {n_probes} probes")
+
+        try:
+            result = face_pipeline.calibrate(
+                root,
+                options["enroll"],
+                options["identities"],
+                None,
+                threshold=options["threshold"],
+                max_fmr=options["max_fmr"],
+                progress=progress,
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        for line in format_report(result):
+            self.stdout.write(line)

@@ -1,0 +1,197 @@
+"""What is looked up and how: test results, lookup requests, face checks, the audit log.
+
+LookupRequest and FaceCheck change state only through ``lookups.services``.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from guardians.models import Authorization, Clinic, Person
+
+
+def private_storage() -> FileSystemStorage:
+    """Storage with no URL: files are only ever streamed by a permission-checked view."""
+    return FileSystemStorage(location=settings.PRIVATE_STORAGE_ROOT, base_url=None)
+
+
+class TestResult(models.Model):
+    class Kind(models.TextChoices):
+        NUCLEIC_ACID = "nucleic_acid", _("Nucleic acid (PCR)")
+        ANTIGEN = "antigen", _("Rapid antigen")
+        ANTIBODY = "antibody", _("Antibody")
+        BLOOD = "blood", _("Blood panel")
+        OTHER = "other", _("Other")
+
+    __test__ = False  # not a pytest test class
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="results")
+    elder = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="results")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    sampled_at = models.DateTimeField()
+    site = models.CharField(max_length=200)
+    lab = models.CharField(max_length=200)
+    result = models.CharField(max_length=200)
+    reported_at = models.DateTimeField()
+    sampling_photo = models.FileField(storage=private_storage, upload_to="sampling/%Y/%m/", blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["elder", "-sampled_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.sampled_at:%Y-%m-%d}: {self.result}"
+
+
+class LookupRequest(models.Model):
+    """One guardian's attempt to see one elder's results.
+
+    awaiting_otp → awaiting_face → checking_face → granted → expired; from any
+    non-final state also → denied / cancelled / expired. ``authorization`` is null only
+    for an elder's lookup of their own results.
+    """
+
+    class State(models.TextChoices):
+        AWAITING_OTP = "awaiting_otp", _("Waiting for one-time code")
+        AWAITING_FACE = "awaiting_face", _("Waiting for face photo")
+        CHECKING_FACE = "checking_face", _("Checking face")
+        GRANTED = "granted", _("Results available")
+        DENIED = "denied", _("Denied")
+        CANCELLED = "cancelled", _("Cancelled")
+        EXPIRED = "expired", _("Expired")
+
+    FINAL_STATES = frozenset({State.DENIED, State.CANCELLED, State.EXPIRED})
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="lookups")
+    requester_person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="lookups_made")
+    elder = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="lookups_received")
+    authorization = models.ForeignKey(
+        Authorization, null=True, blank=True, on_delete=models.PROTECT, related_name="lookups"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.AWAITING_OTP)
+    face_attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    otp_verified_at = models.DateTimeField(null=True, blank=True)
+    granted_at = models.DateTimeField(null=True, blank=True)
+    grant_expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["requester", "-created_at"]), models.Index(fields=["state", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"Lookup {self.id} ({self.state})"
+
+    @property
+    def is_self_lookup(self) -> bool:
+        return self.authorization_id is None
+
+
+class FaceCheck(models.Model):
+    """One face verification of a lookup, run by a Celery worker.
+
+    Records everything needed to trace a decision later (distance, threshold, model version,
+    timings) and nothing of the face itself. ``probe_path`` is cleared once the probe image
+    has been deleted, which happens whenever the check ends, whatever its outcome.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+
+    class Outcome(models.TextChoices):
+        MATCH = "match", _("Match")
+        NO_MATCH = "no_match", _("No match")
+        REJECTED = "rejected", _("Photo not usable")
+        ERROR = "error", _("Error")
+        EXPIRED = "expired", _("Expired before it ran")
+        NOT_QUEUED = "not_queued", _("Could not be queued")
+        DISCARDED = "discarded", _("Discarded: lookup no longer valid")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    lookup = models.ForeignKey(LookupRequest, on_delete=models.CASCADE, related_name="face_checks")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True)
+    reason_code = models.CharField(max_length=40, blank=True)
+    distance = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    model_version = models.CharField(max_length=120, blank=True)
+    probe_path = models.CharField(max_length=300, blank=True)
+    deliveries = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    detect_ms = models.PositiveIntegerField(null=True, blank=True)
+    encode_ms = models.PositiveIntegerField(null=True, blank=True)
+    total_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Face check {self.id} ({self.state} {self.outcome})"
+
+
+class AuditEvent(models.Model):
+    """Append-only, hash-chained record of one step. Written only by ``lookups.audit``.
+
+    ``hash = sha256(prev_hash + canonical JSON of the other fields)``; ``sequence`` orders
+    the single chain. Never carries face data or full ID numbers.
+    """
+
+    sequence = models.BigIntegerField(unique=True)
+    created_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150)
+    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=60)
+    outcome = models.CharField(max_length=30, blank=True)
+    subject = models.ForeignKey(Person, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    target_type = models.CharField(max_length=60, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-sequence"]
+        indexes = [
+            models.Index(fields=["action", "-sequence"]),
+            models.Index(fields=["subject", "-sequence"]),
+            models.Index(fields=["actor", "-sequence"]),
+            models.Index(fields=["created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action} {self.outcome}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit events are append-only.")
+
+
+class AuditChainHead(models.Model):
+    """Single row holding the chain's last sequence and hash; locked to append in order."""
+
+    last_sequence = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"Audit chain head at #{self.last_sequence}"

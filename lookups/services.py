@@ -1,0 +1,667 @@
+"""The lookup state machine: one service function per transition.
+
+awaiting_otp → awaiting_face → checking_face → granted → expired; any non-final state →
+denied / cancelled / expired.
+
+Every transition locks the lookup row (``select_for_update`` inside ``atomic``; lock order
+is always lookup, then face check, then user), refuses illegal starting states, re-checks
+the authorization, writes its audit event in the same transaction and enqueues Celery
+work with ``delay_on_commit``. Refusals are decided inside the transaction but raised after
+it commits, so the denial and its audit event are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from kombu.exceptions import OperationalError as BrokerUnavailable
+
+from guardians import permissions
+from guardians.models import Person, User
+from guardians.services import face_template_of
+
+from . import face_pipeline
+from .audit import Actor, audit_record
+from .models import FaceCheck, LookupRequest, TestResult
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+logger = logging.getLogger(__name__)
+State = LookupRequest.State
+Outcome = FaceCheck.Outcome
+
+
+class LookupRefused(Exception):
+    """A step was refused. ``code`` is stable for programs, ``str()`` is for people."""
+
+    def __init__(self, code: str, message: str, *, retry_at: dt.datetime | None = None):
+        super().__init__(message)
+        self.code = code
+        self.retry_at = retry_at
+
+
+class LookupNotFound(Exception):
+    """No such lookup for this user. Views answer 404, as for a lookup that does not exist."""
+
+
+class FaceCheckingUnavailable(Exception):
+    """The broker refused the face check. Nothing was lost; the lookup is back at the face step."""
+
+
+@dataclass(frozen=True)
+class ResultsView:
+    lookup: LookupRequest
+    results: list[TestResult]
+
+
+def _now() -> dt.datetime:
+    return timezone.now()
+
+
+def _touch(lookup: LookupRequest, fields: list[str]) -> None:
+    lookup.updated_at = _now()
+    lookup.save(update_fields=[*fields, "updated_at"])
+
+
+def _locked_lookup(lookup_id: uuid.UUID | str, user: User | None) -> LookupRequest:
+    """Lock and return the lookup; for a user, only their own (others' ids look missing)."""
+    try:
+        queryset = LookupRequest.objects.select_for_update()
+        if user is not None:
+            queryset = queryset.filter(requester=user)
+        return queryset.get(pk=lookup_id)
+    except (LookupRequest.DoesNotExist, ValueError) as exc:
+        raise LookupNotFound from exc
+
+
+def _end(lookup: LookupRequest, *, state: str, reason: str, actor: Actor, action: str) -> None:
+    lookup.state = state
+    lookup.ended_at = _now()
+    lookup.end_reason = reason
+    _touch(lookup, ["state", "ended_at", "end_reason"])
+    audit_record(
+        actor=actor,
+        action=action,
+        outcome=state,
+        subject=lookup.elder,
+        target=lookup,
+        clinic=lookup.elder.clinic,
+        details={"reason": reason},
+    )
+
+
+def _still_allowed(lookup: LookupRequest, now: dt.datetime) -> bool:
+    """The authorization (or self-lookup right) behind this lookup still holds."""
+    if lookup.authorization_id is None:
+        return lookup.elder.user_id == lookup.requester_id and lookup.elder.is_elder
+    authorization = lookup.authorization
+    authorization.refresh_from_db(fields=["status", "valid_from", "valid_until"])
+    return authorization.is_active_at(now) and authorization.guardian.user_id == lookup.requester_id
+
+
+def _expire_if_due(lookup: LookupRequest, actor: Actor, now: dt.datetime) -> bool:
+    """Expire a lookup whose grant or whose time to finish has run out. Caller holds the lock."""
+    if lookup.state in LookupRequest.FINAL_STATES:
+        return False
+    if lookup.state == State.GRANTED:
+        if lookup.grant_expires_at and now >= lookup.grant_expires_at:
+            _end(lookup, state=State.EXPIRED, reason="grant_ended", actor=actor, action="grant.expired")
+            return True
+        return False
+    if now >= lookup.created_at + dt.timedelta(minutes=settings.KINGUARD_LOOKUP_TTL_MINUTES):
+        _end(lookup, state=State.EXPIRED, reason="not_finished_in_time", actor=actor, action="lookup.expired")
+        return True
+    return False
+
+
+def _guard(lookup: LookupRequest, actor: Actor, now: dt.datetime, expected: set[str]) -> LookupRefused | None:
+    """Common checks before a step. Returns the refusal to raise after commit, if any."""
+    if _expire_if_due(lookup, actor, now):
+        return LookupRefused("expired", _("This lookup has expired. Please start a new one."))
+    if lookup.state in LookupRequest.FINAL_STATES:
+        return LookupRefused("finished", _("This lookup has ended. Please start a new one."))
+    if not _still_allowed(lookup, now):
+        _end(lookup, state=State.DENIED, reason="authorization_inactive", actor=actor, action="lookup.denied")
+        return LookupRefused("not_authorized", _("Your authorization for this person is no longer active."))
+    if lookup.state not in expected:
+        return LookupRefused("wrong_step", _("This step is not available now."))
+    return None
+
+
+# --- start --------------------------------------------------------------------------------
+
+
+def lookup_start(*, actor: Actor, elder_public_id: uuid.UUID | str) -> LookupRequest:
+    """Open a lookup for an elder the actor may act for. Anyone else's elder: LookupNotFound."""
+    user = actor.user
+    now = _now()
+    try:
+        elder = Person.objects.select_related("clinic").get(public_id=elder_public_id)
+    except (Person.DoesNotExist, ValueError, TypeError) as exc:
+        raise LookupNotFound from exc
+    requester_person = Person.objects.filter(user=user).first() if user else None
+    if user is None or requester_person is None or not permissions.can_act_for(user, elder, now):
+        audit_record(actor=actor, action="lookup.start_refused", outcome="not_authorized", details={})
+        raise LookupNotFound
+    authorization = None if elder.pk == requester_person.pk else permissions.authorization_for(user, elder, now)
+    with transaction.atomic():
+        lookup = LookupRequest.objects.create(
+            requester=user,
+            requester_person=requester_person,
+            elder=elder,
+            authorization=authorization,
+            state=State.AWAITING_OTP,
+            created_at=now,
+            updated_at=now,
+        )
+        audit_record(
+            actor=actor,
+            action="lookup.started",
+            outcome=State.AWAITING_OTP,
+            subject=elder,
+            target=lookup,
+            clinic=elder.clinic,
+            details={"authorization": authorization.pk if authorization else None, "self": authorization is None},
+        )
+    return lookup
+
+
+# --- OTP ----------------------------------------------------------------------------------
+
+
+def _was_replayed(device: TOTPDevice, token: str) -> bool:
+    """True when ``token`` is a valid code that was already used (not merely wrong)."""
+    if not token.isdigit():
+        return False
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    return bool(totp.verify(int(token), device.tolerance)) and totp.t() <= device.last_t + device.tolerance
+
+
+def lookup_verify_otp(*, actor: Actor, lookup_id: uuid.UUID | str, token: str) -> LookupRequest:
+    """awaiting_otp → awaiting_face on a fresh, correct TOTP code.
+
+    The device row is locked too, so a code raced from two tabs is accepted exactly once
+    (django-otp's ``last_t``); failures feed django-otp's exponential throttling.
+    """
+    token = (token or "").strip().replace(" ", "")
+    now = _now()
+    refusal: LookupRefused | None = None
+    with transaction.atomic():
+        lookup = _locked_lookup(lookup_id, actor.user)
+        refusal = _guard(lookup, actor, now, {State.AWAITING_OTP})
+        if refusal is None:
+            device = TOTPDevice.objects.select_for_update().filter(user=lookup.requester, confirmed=True).first()
+            audit = {"actor": actor, "subject": lookup.elder, "target": lookup, "clinic": lookup.elder.clinic}
+            if device is None:
+                refusal = LookupRefused("no_device", _("No authenticator is set up for you. Please ask the clinic."))
+                audit_record(action="otp.failed", outcome="no_device", **audit)
+            else:
+                allowed, info = device.verify_is_allowed()
+                if not allowed:
+                    locked_until = (info or {}).get("locked_until")
+                    refusal = LookupRefused(
+                        "throttled",
+                        _("Too many wrong codes. Please wait before trying again."),
+                        retry_at=locked_until,
+                    )
+                    audit_record(action="otp.throttled", outcome="throttled", **audit)
+                elif device.verify_token(token):
+                    lookup.state = State.AWAITING_FACE
+                    lookup.otp_verified_at = now
+                    _touch(lookup, ["state", "otp_verified_at"])
+                    audit_record(action="otp.verified", outcome="ok", **audit)
+                else:
+                    replayed = _was_replayed(device, token)
+                    refusal = LookupRefused(
+                        "replayed" if replayed else "wrong_code",
+                        _("That code was already used. Wait for the next code in your app.")
+                        if replayed
+                        else _("That code is not correct. Check your authenticator app and try again."),
+                    )
+                    audit_record(action="otp.failed", outcome="replayed" if replayed else "wrong_code", **audit)
+    if refusal is not None:
+        raise refusal
+    return lookup
+
+
+# --- face ---------------------------------------------------------------------------------
+
+
+def face_retry_not_before(user: User, now: dt.datetime | None = None) -> dt.datetime | None:
+    """End of the account's face back-off delay, or None when a check may be submitted now."""
+    now = now or _now()
+    if user.face_retry_not_before and user.face_retry_not_before > now:
+        return user.face_retry_not_before
+    return None
+
+
+def _probe_path(check_id: uuid.UUID) -> Path:
+    return Path(settings.PROBE_DIR) / f"{check_id}.npz"
+
+
+def _write_probe(path: Path, frames: Sequence[np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    buffer = io.BytesIO()
+    np.savez(buffer, *frames)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(buffer.getvalue())
+
+
+def delete_probe(path: str | Path) -> None:
+    if path:
+        Path(path).unlink(missing_ok=True)
+
+
+def lookup_submit_face(*, actor: Actor, lookup_id: uuid.UUID | str, images: Sequence[bytes]) -> FaceCheck:
+    """awaiting_face → checking_face: validate the photo(s) and queue a face check.
+
+    The upload is decoded and normalized here (content-sniffed, size- and bomb-checked,
+    EXIF-rotated, RGB, downscaled) so bad files get an immediate answer; only the
+    normalized pixels are written, to a private file the worker deletes when the check
+    ends. If the broker refuses the task, the lookup returns to awaiting_face and
+    ``FaceCheckingUnavailable`` is raised: nothing is lost, nothing is granted.
+    """
+    if not images:
+        raise LookupRefused("empty", _("Please take or choose a photo of your face."))
+    # Decode before taking any lock: bad files are refused without touching the lookup.
+    try:
+        frames = [face_pipeline.load_probe_image(data) for data in images]
+    except face_pipeline.ProbeRejected as exc:
+        with transaction.atomic():
+            lookup = _locked_lookup(lookup_id, actor.user)
+            audit_record(
+                actor=actor,
+                action="face.upload_refused",
+                outcome=exc.code,
+                subject=lookup.elder,
+                target=lookup,
+                clinic=lookup.elder.clinic,
+            )
+        raise LookupRefused(exc.code, exc.message) from exc
+
+    now = _now()
+    refusal: LookupRefused | None = None
+    check: FaceCheck | None = None
+    path: Path | None = None
+    try:
+        with transaction.atomic():
+            lookup = _locked_lookup(lookup_id, actor.user)
+            refusal = _guard(lookup, actor, now, {State.AWAITING_FACE})
+            user = User.objects.select_for_update().get(pk=lookup.requester_id)
+            wait_until = face_retry_not_before(user, now) if refusal is None else None
+            if wait_until is not None:
+                refusal = LookupRefused(
+                    "face_delay",
+                    _("Too many failed face checks. Please wait before trying again."),
+                    retry_at=wait_until,
+                )
+            if refusal is None:
+                check = FaceCheck(lookup=lookup, created_at=now)
+                path = _probe_path(check.id)
+                _write_probe(path, frames)
+                check.probe_path = str(path)
+                check.save(force_insert=True)
+                lookup.state = State.CHECKING_FACE
+                lookup.face_attempts += 1
+                _touch(lookup, ["state", "face_attempts"])
+                audit_record(
+                    actor=actor,
+                    action="face.submitted",
+                    outcome="queued",
+                    subject=lookup.elder,
+                    target=check,
+                    clinic=lookup.elder.clinic,
+                    details={"lookup": str(lookup.pk), "frames": len(frames), "attempt": lookup.face_attempts},
+                )
+                from .tasks import run_face_check
+
+                run_face_check.delay_on_commit(str(check.id))
+    except BrokerUnavailable as exc:
+        # The commit happened; only the publish failed. Undo the step in a new transaction.
+        logger.warning("face check %s could not be queued: broker unavailable", check.id if check else None)
+        if check is not None:
+            face_check_not_queued(check_id=check.id)
+        raise FaceCheckingUnavailable from exc
+    except BaseException:
+        if path is not None and (check is None or not FaceCheck.objects.filter(pk=check.pk).exists()):
+            delete_probe(path)
+        raise
+    if refusal is not None:
+        raise refusal
+    return check
+
+
+def face_check_not_queued(*, check_id: uuid.UUID | str) -> None:
+    """checking_face → awaiting_face when the check never reached the broker."""
+    with transaction.atomic():
+        check = FaceCheck.objects.select_related("lookup").get(pk=check_id)
+        lookup = _locked_lookup(check.lookup_id, None)
+        check = FaceCheck.objects.select_for_update().get(pk=check_id)
+        if check.state == FaceCheck.State.DONE:
+            return
+        delete_probe(check.probe_path)
+        check.state = FaceCheck.State.DONE
+        check.outcome = Outcome.NOT_QUEUED
+        check.finished_at = _now()
+        check.probe_path = ""
+        check.save(update_fields=["state", "outcome", "finished_at", "probe_path"])
+        if lookup.state == State.CHECKING_FACE:
+            lookup.state = State.AWAITING_FACE
+            lookup.face_attempts = max(0, lookup.face_attempts - 1)
+            _touch(lookup, ["state", "face_attempts"])
+        audit_record(
+            actor=Actor.system("web"),
+            action="face.not_queued",
+            outcome="broker_unavailable",
+            subject=lookup.elder,
+            target=check,
+            clinic=lookup.elder.clinic,
+        )
+
+
+def _face_threshold() -> float:
+    configured = settings.KINGUARD_FACE_THRESHOLD
+    return float(configured) if configured is not None else face_pipeline.DEFAULT_THRESHOLD
+
+
+@dataclass
+class _Computed:
+    outcome: str
+    reason_code: str = ""
+    verdict: face_pipeline.Verdict | None = None
+    total_ms: int = 0
+
+
+def _compute(check: FaceCheck, person: Person) -> _Computed:
+    """Run the pipeline outside any transaction. Never raises: every failure is an outcome."""
+    started = time.monotonic()
+    try:
+        template = face_template_of(person)
+        if template is None:
+            return _Computed(Outcome.REJECTED, "not_enrolled")
+        try:
+            with np.load(check.probe_path) as archive:
+                frames = [archive[name] for name in archive.files]
+        except FileNotFoundError:
+            return _Computed(Outcome.ERROR, "probe_missing")
+        threshold = _face_threshold()
+        if len(frames) > 1:
+            verdict = face_pipeline.check_burst_arrays(frames, template, threshold=threshold)
+        else:
+            sample = face_pipeline.detect_single_face(frames[0])
+            verdict = face_pipeline.compare(template, sample, threshold=threshold)
+        outcome = Outcome.MATCH if verdict.matched else Outcome.NO_MATCH
+        return _Computed(outcome, "", verdict, int((time.monotonic() - started) * 1000))
+    except face_pipeline.ProbeRejected as exc:
+        return _Computed(Outcome.REJECTED, exc.code, None, int((time.monotonic() - started) * 1000))
+    except Exception:
+        logger.exception("face check %s failed", check.pk)
+        return _Computed(Outcome.ERROR, "internal_error", None, int((time.monotonic() - started) * 1000))
+
+
+def face_check_run(*, check_id: uuid.UUID | str) -> str:
+    """Run one face check (the Celery task's body). Idempotent: safe to redeliver.
+
+    Phase 1 locks the check and returns at once if it is already final. The pipeline runs
+    with no lock held. Phase 2 locks lookup then check again and records the verdict only if
+    no other delivery did meanwhile. The probe file is deleted once the check is final.
+    """
+    actor = Actor.system("face-worker")
+    with transaction.atomic():
+        check = FaceCheck.objects.select_for_update().filter(pk=check_id).first()
+        if check is None or check.state == FaceCheck.State.DONE:
+            return check.outcome if check else "missing"
+        check.state = FaceCheck.State.RUNNING
+        check.deliveries += 1
+        check.started_at = check.started_at or _now()
+        check.save(update_fields=["state", "deliveries", "started_at"])
+        person = check.lookup.requester_person
+
+    computed = _compute(check, person)
+
+    with transaction.atomic():
+        lookup = _locked_lookup(check.lookup_id, None)
+        check = FaceCheck.objects.select_for_update().get(pk=check_id)
+        if check.state == FaceCheck.State.DONE:
+            return check.outcome
+        now = _now()
+        check.state = FaceCheck.State.DONE
+        check.finished_at = now
+        check.total_ms = computed.total_ms
+        if computed.verdict is not None:
+            check.distance = computed.verdict.distance
+            check.threshold = computed.verdict.threshold
+            check.model_version = computed.verdict.model_version
+            check.detect_ms = computed.verdict.detect_ms
+            check.encode_ms = computed.verdict.encode_ms
+        else:
+            check.threshold = _face_threshold()
+            check.model_version = face_pipeline.MODEL_VERSION
+        probe_path, check.probe_path = check.probe_path, ""
+        outcome = computed.outcome
+        if lookup.state != State.CHECKING_FACE:
+            outcome = Outcome.DISCARDED
+        check.outcome = outcome
+        check.reason_code = computed.reason_code
+        check.save()
+        audit_record(
+            actor=actor,
+            action="face.verdict",
+            outcome=outcome,
+            subject=lookup.elder,
+            target=check,
+            clinic=lookup.elder.clinic,
+            details={
+                "lookup": str(lookup.pk),
+                "reason": computed.reason_code,
+                "distance": round(check.distance, 4) if check.distance is not None else None,
+                "threshold": check.threshold,
+                "model_version": check.model_version,
+            },
+        )
+        if outcome != Outcome.DISCARDED:
+            _apply_verdict(lookup, outcome, actor, now)
+        transaction.on_commit(lambda: delete_probe(probe_path))
+    return outcome
+
+
+def _apply_verdict(lookup: LookupRequest, outcome: str, actor: Actor, now: dt.datetime) -> None:
+    user = User.objects.select_for_update().get(pk=lookup.requester_id)
+    if outcome == Outcome.MATCH:
+        user.face_failures = 0
+        user.face_retry_not_before = None
+        user.save(update_fields=["face_failures", "face_retry_not_before"])
+        if not _still_allowed(lookup, now):
+            _end(lookup, state=State.DENIED, reason="authorization_inactive", actor=actor, action="lookup.denied")
+            return
+        lookup.state = State.GRANTED
+        lookup.granted_at = now
+        lookup.grant_expires_at = now + dt.timedelta(minutes=settings.KINGUARD_GRANT_MINUTES)
+        _touch(lookup, ["state", "granted_at", "grant_expires_at"])
+        audit_record(
+            actor=actor,
+            action="lookup.granted",
+            outcome=State.GRANTED,
+            subject=lookup.elder,
+            target=lookup,
+            clinic=lookup.elder.clinic,
+            details={"grant_expires_at": lookup.grant_expires_at},
+        )
+        return
+    # Any failed check (no match, unusable photo, error) counts toward both limits.
+    user.face_failures += 1
+    free_failures = settings.KINGUARD_FACE_FAILURES_BEFORE_DELAY
+    if user.face_failures >= free_failures:
+        delay = settings.KINGUARD_FACE_DELAY_BASE_SECONDS * 2 ** min(user.face_failures - free_failures, 10)
+        user.face_retry_not_before = now + dt.timedelta(seconds=delay)
+    user.save(update_fields=["face_failures", "face_retry_not_before"])
+    if lookup.face_attempts >= settings.KINGUARD_FACE_ATTEMPTS_PER_LOOKUP:
+        _end(lookup, state=State.DENIED, reason="too_many_face_attempts", actor=actor, action="lookup.denied")
+    else:
+        lookup.state = State.AWAITING_FACE
+        _touch(lookup, ["state"])
+
+
+# --- results ------------------------------------------------------------------------------
+
+RESULT_FIELDS = ("id", "kind", "sampled_at", "site", "lab", "result", "reported_at")
+
+
+def results_view(*, actor: Actor, lookup_id: uuid.UUID | str) -> ResultsView:
+    """Return the elder's results under a live grant, and audit the view.
+
+    Re-checks expiry and the authorization on every call: a revoked authorization or an
+    ended grant hides the results at once. The sampling photo is never loaded.
+    """
+    now = _now()
+    with transaction.atomic():
+        lookup = _locked_lookup(lookup_id, actor.user)
+        refusal = _guard(lookup, actor, now, {State.GRANTED})
+        if refusal is None:
+            results = list(TestResult.objects.filter(elder=lookup.elder).only(*RESULT_FIELDS).order_by("-sampled_at"))
+            audit_record(
+                actor=actor,
+                action="results.viewed",
+                outcome="shown",
+                subject=lookup.elder,
+                target=lookup,
+                clinic=lookup.elder.clinic,
+                details={"results": [r.pk for r in results], "self": lookup.is_self_lookup},
+            )
+    if refusal is not None:
+        raise refusal
+    return ResultsView(lookup=lookup, results=results)
+
+
+def lookup_status(*, actor: Actor, lookup_id: uuid.UUID | str) -> LookupRequest:
+    """Current state for the progress page (expires it first if due)."""
+    with transaction.atomic():
+        lookup = _locked_lookup(lookup_id, actor.user)
+        _expire_if_due(lookup, actor, _now())
+    return lookup
+
+
+def lookup_cancel(*, actor: Actor, lookup_id: uuid.UUID | str) -> LookupRequest:
+    with transaction.atomic():
+        lookup = _locked_lookup(lookup_id, actor.user)
+        if lookup.state not in LookupRequest.FINAL_STATES:
+            _end(lookup, state=State.CANCELLED, reason="by_user", actor=actor, action="lookup.cancelled")
+    return lookup
+
+
+def sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Expire lookups and face checks stuck beyond their limits (run by Celery beat).
+
+    A check still queued or running after KINGUARD_FACE_CHECK_STALE_SECONDS is closed as
+    expired and its probe deleted, and its lookup goes back to the face step (or expires),
+    so nothing waits forever.
+    """
+    now = now or _now()
+    actor = Actor.system("sweeper")
+    counts = {"checks": 0, "lookups": 0}
+    stale_before = now - dt.timedelta(seconds=settings.KINGUARD_FACE_CHECK_STALE_SECONDS)
+    stale_checks = FaceCheck.objects.exclude(state=FaceCheck.State.DONE).filter(created_at__lt=stale_before)
+    for check_id, lookup_id in stale_checks.values_list("id", "lookup_id"):
+        with transaction.atomic():
+            lookup = _locked_lookup(lookup_id, None)
+            check = FaceCheck.objects.select_for_update().get(pk=check_id)
+            if check.state == FaceCheck.State.DONE:
+                continue
+            delete_probe(check.probe_path)
+            check.state, check.outcome, check.probe_path, check.finished_at = (
+                FaceCheck.State.DONE,
+                Outcome.EXPIRED,
+                "",
+                now,
+            )
+            check.save(update_fields=["state", "outcome", "probe_path", "finished_at"])
+            audit_record(
+                actor=actor,
+                action="face.expired",
+                outcome="expired",
+                subject=lookup.elder,
+                target=check,
+                clinic=lookup.elder.clinic,
+            )
+            if lookup.state == State.CHECKING_FACE:
+                lookup.state = State.AWAITING_FACE
+                _touch(lookup, ["state"])
+            counts["checks"] += 1
+    lookup_deadline = now - dt.timedelta(minutes=settings.KINGUARD_LOOKUP_TTL_MINUTES)
+    open_ids = LookupRequest.objects.filter(
+        state__in=[State.AWAITING_OTP, State.AWAITING_FACE, State.CHECKING_FACE], created_at__lt=lookup_deadline
+    ).values_list("id", flat=True)
+    granted_ids = LookupRequest.objects.filter(state=State.GRANTED, grant_expires_at__lte=now).values_list(
+        "id", flat=True
+    )
+    for lookup_id in [*open_ids, *granted_ids]:
+        with transaction.atomic():
+            lookup = _locked_lookup(lookup_id, None)
+            if _expire_if_due(lookup, actor, now):
+                counts["lookups"] += 1
+    return counts
+
+
+# --- results recorded by staff ------------------------------------------------------------
+
+
+def result_record(
+    *,
+    actor: Actor,
+    elder: Person,
+    kind: str,
+    sampled_at: dt.datetime,
+    site: str,
+    lab: str,
+    result: str,
+    reported_at: dt.datetime,
+    sampling_photo=None,
+) -> TestResult:
+    """Record one test result for an elder of the actor's clinic, audited."""
+    if actor.user is None or not permissions.is_staff_of(actor.user, elder.clinic_id):
+        raise LookupRefused("not_staff", _("You are not staff of this person's clinic."))
+    if reported_at < sampled_at:
+        raise LookupRefused("bad_dates", _("A result cannot be reported before the sample was taken."))
+    with transaction.atomic():
+        record = TestResult(
+            clinic=elder.clinic,
+            elder=elder,
+            kind=kind,
+            sampled_at=sampled_at,
+            site=site,
+            lab=lab,
+            result=result,
+            reported_at=reported_at,
+            recorded_by=actor.user,
+        )
+        if sampling_photo:
+            record.sampling_photo = sampling_photo
+        record.save()
+        audit_record(
+            actor=actor,
+            action="result.recorded",
+            outcome="ok",
+            subject=elder,
+            target=record,
+            clinic=elder.clinic,
+            details={"kind": kind, "with_photo": bool(sampling_photo)},
+        )
+    return record

@@ -1,0 +1,106 @@
+import os
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from guardians import services as guardian_services
+from lookups.audit import Actor
+from tests import factories
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def faces_dir() -> Path:
+    return Path(settings.KINGUARD_FACES_DIR)
+
+
+def require_faces() -> Path:
+    """The labeled face set, or skip (fail under CI=true, where it must be present)."""
+    root = faces_dir()
+    if not (root / "manifest.csv").is_file():
+        message = f"face set not found at {root} (set KINGUARD_FACES_DIR)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
+
+
+def face_bytes(relative: str) -> bytes:
+    return (require_faces() / relative).read_bytes()
+
+
+def totp_now(device: TOTPDevice, offset_steps: int = 0) -> str:
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time() + offset_steps * device.step
+    return f"{totp.token():0{device.digits}d}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(tmp_path, settings):
+    settings.PROBE_DIR = tmp_path / "probes"
+    settings.PRIVATE_STORAGE_ROOT = tmp_path / "private"
+
+
+@pytest.fixture
+def clinic(db):
+    return factories.ClinicFactory(name="Riverside")
+
+
+@pytest.fixture
+def other_clinic(db):
+    return factories.ClinicFactory(name="Hillside")
+
+
+@pytest.fixture
+def staff(clinic):
+    return factories.make_staff(clinic)
+
+
+@pytest.fixture
+def manager(clinic):
+    return factories.make_staff(clinic, role="manager")
+
+
+@pytest.fixture
+def elder(staff, clinic):
+    return factories.make_person(staff, clinic, "Zhang Xiuying", elder=True)
+
+
+@pytest.fixture
+def guardian(staff, clinic):
+    return factories.make_person(staff, clinic, "Li Wei", guardian=True, login=True)
+
+
+@pytest.fixture
+def guardian_device(guardian):
+    return guardian_services.totp_device_create(actor=Actor.system("test"), user=guardian.user, confirmed=True)
+
+
+@pytest.fixture
+def authorization(staff, manager, guardian, elder):
+    return factories.make_active_authorization(staff, manager, guardian, elder)
+
+
+@pytest.fixture
+def results(staff, elder):
+    return [factories.make_result(staff, elder), factories.make_result(staff, elder, kind="antigen")]
+
+
+@pytest.fixture
+def enrolled_guardian(guardian, staff):
+    """Guardian enrolled from three photos of person_01 (Obama); 04.jpg stays out (camera clip source)."""
+    images = [face_bytes(f"person_01/0{i}.jpg") for i in (1, 2, 3)]
+    guardian_services.face_enroll(
+        actor=Actor.for_user(staff), person=guardian, images=images, consent_text="Test consent."
+    )
+    return guardian
+
+
+@pytest.fixture
+def guardian_client(client, guardian):
+    client.force_login(guardian.user)
+    return client

@@ -1,0 +1,49 @@
+"""Production settings refuse to start without their secrets."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FULL_ENV = {
+    "SECRET_KEY": "x" * 50,
+    "KINGUARD_ENCRYPTION_KEYS": "ZGV2LW9ubHkta2luZ3VhcmQta2V5LTAwMDAwMDAwMDA=",
+    "KINGUARD_ID_HASH_KEY": "k" * 32,
+    "DATABASE_URL": "postgres://kinguard@db.example/kinguard",
+    "CELERY_BROKER_URL": "redis://redis.example:6379/0",
+    "DJANGO_ALLOWED_HOSTS": "kinguard.example",
+}
+
+
+def _import_production(env: dict) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in FULL_ENV}
+    clean.update(env, DJANGO_SETTINGS_MODULE="config.settings.production")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; from django.conf import settings; django.setup(); print(settings.DEBUG)",
+        ],
+        cwd=REPO,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_starts_with_all_secrets():
+    result = _import_production(FULL_ENV)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("missing", sorted(FULL_ENV))
+def test_production_refuses_to_start_without(missing):
+    env = {k: v for k, v in FULL_ENV.items() if k != missing}
+    result = _import_production(env)
+    assert result.returncode != 0
+    assert missing in result.stderr

@@ -41,6 +41,8 @@ test-sqlite: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/bandit --quiet --recursive config guardians lookups --exclude '*/migrations/*'
+	$(VENV)/bin/pip-audit --requirement requirements.txt --no-deps --disable-pip --progress-spinner off
 
 format: install
 	$(VENV)/bin/ruff format .

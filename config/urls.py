@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django_otp.admin import OTPAdminSite
 
+from config import health
 from lookups import views as lookup_views
 
 # Staff must present a verified OTP device to reach the admin.
@@ -12,6 +13,8 @@ admin.site.site_title = "Kinguard"
 
 urlpatterns = [
     path("", lookup_views.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("lookups/", include("lookups.urls")),

@@ -40,12 +40,16 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "axes",
     "guardians",
     "lookups",
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.middleware.PermissionsPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -53,7 +57,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.middleware.SessionLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns lockouts into a clear "locked" page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -115,11 +127,48 @@ STATIC_ROOT = VAR_DIR / "static"
 PRIVATE_STORAGE_ROOT = Path(os.environ.get("KINGUARD_PRIVATE_STORAGE", VAR_DIR / "private"))
 PROBE_DIR = Path(os.environ.get("KINGUARD_PROBE_DIR", VAR_DIR / "probes"))
 
+# NIST SP 800-63B AAL2: re-authenticate after 30 minutes idle and 12 hours at most
+# (config.middleware.SessionLimitsMiddleware); the cookie itself never outlives 12 hours.
+KINGUARD_SESSION_IDLE_SECONDS = int(os.environ.get("KINGUARD_SESSION_IDLE_SECONDS", str(30 * 60)))
+KINGUARD_SESSION_ABSOLUTE_SECONDS = int(os.environ.get("KINGUARD_SESSION_ABSOLUTE_SECONDS", str(12 * 60 * 60)))
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_AGE = 12 * 60 * 60
+SESSION_COOKIE_AGE = KINGUARD_SESSION_ABSOLUTE_SECONDS
+SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# Reverse proxies whose X-Forwarded-For may be believed (addresses or CIDR networks).
+KINGUARD_TRUSTED_PROXIES = env_list("KINGUARD_TRUSTED_PROXIES")
+
+# django-axes: lock an (account, IP) pair after 5 failed sign-ins and an IP after 5 failures
+# on any accounts, for 15 minutes. Locks never hit the account alone, so an attacker cannot
+# lock a known user out of their own device; every lock expires by itself (AXES_COOLOFF_TIME).
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.axes_client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+# django-csp: scripts and styles only from our own static files; no inline scripts.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+KINGUARD_PERMISSIONS_POLICY = "camera=(self), microphone=(), geolocation=()"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
@@ -189,12 +238,32 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stale-lookups": {"task": "lookups.tasks.sweep_stale", "schedule": timedelta(minutes=1)},
 }
 
+# Logs carry a request id and never personal data (no names, ID numbers, IPs or images).
+# KINGUARD_LOG_FORMAT=json gives one JSON object per line (production default).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "config.request_context.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": os.environ.get("KINGUARD_LOG_FORMAT", "plain"),
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "kinguard.access": {"level": os.environ.get("KINGUARD_ACCESS_LOG_LEVEL", "WARNING")},
+        "django.server": {"level": "WARNING"},
+    },
 }
 
 # Labeled test faces (never copied into the repository; see README).

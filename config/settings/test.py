@@ -5,7 +5,7 @@ import os
 from .base import *  # noqa: F403
 
 DEBUG = False
-SECRET_KEY = "test-only-secret-key"  # noqa: S105
+SECRET_KEY = "test-only-secret-key"  # noqa: S105  # nosec B105 - test settings only
 KINGUARD_ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWtpbmd1YXJkLWtleS0wMDAwMDAwMDA="]
 KINGUARD_ID_HASH_KEY = "test-only-id-hash-key"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -15,3 +15,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 CELERY_TASK_ALWAYS_EAGER = False
+AUTHENTICATION_BACKENDS = [
+    "config.auth_backends.AxesBackendForTests",
+    "django.contrib.auth.backends.ModelBackend",
+]

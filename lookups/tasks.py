@@ -36,3 +36,10 @@ def run_face_check(self, check_id: str) -> str:
 @shared_task
 def sweep_stale() -> dict:
     return services.sweep_stale()
+
+
+@shared_task
+def apply_retention() -> dict:
+    from .retention import retention_apply
+
+    return retention_apply().__dict__

@@ -196,6 +196,13 @@ KINGUARD_FACE_THRESHOLD = (
 )
 KINGUARD_ALLOW_STILL_UPLOAD = env_bool("KINGUARD_ALLOW_STILL_UPLOAD", True)
 
+# Retention (lookups.retention): finished lookups and their face checks are deleted after
+# N days (audit events stay); face templates of people with no live authorization and no
+# self-lookup right after N days idle; probe files after N minutes whatever happened.
+KINGUARD_RETENTION_LOOKUP_DAYS = int(os.environ.get("KINGUARD_RETENTION_LOOKUP_DAYS", "90"))
+KINGUARD_RETENTION_FACE_TEMPLATE_DAYS = int(os.environ.get("KINGUARD_RETENTION_FACE_TEMPLATE_DAYS", "30"))
+KINGUARD_RETENTION_PROBE_MINUTES = int(os.environ.get("KINGUARD_RETENTION_PROBE_MINUTES", "10"))
+
 # django-otp: TOTP with 30 s steps; failures double the wait (1, 2, 4 ... s), so an
 # attacker gets far fewer than 100 guesses an hour.
 OTP_TOTP_ISSUER = "Kinguard"
@@ -236,6 +243,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-lookups": {"task": "lookups.tasks.sweep_stale", "schedule": timedelta(minutes=1)},
+    "apply-retention": {"task": "lookups.tasks.apply_retention", "schedule": timedelta(minutes=5)},
 }
 
 # Logs carry a request id and never personal data (no names, ID numbers, IPs or images).

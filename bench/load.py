@@ -21,6 +21,7 @@ import http.client
 import os
 import re
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -310,7 +311,7 @@ def wait_ready(timeout: float = 120) -> None:
     raise SystemExit("the stack did not become ready (see logs in the temp folder)")
 
 
-def baseline_rate(entries: list[dict], keys, photo: bytes) -> float:
+def baseline_rate(entries: list[dict], keys, photo: bytes) -> tuple[float, float]:
     """Queue one check per baseline guardian at once (no web traffic); checks/s until all done."""
     from guardians.models import User
     from lookups import services

@@ -410,14 +410,15 @@ def authorizations(request: HttpRequest) -> HttpResponse:
 @staff_view(A.MANAGE_AUTHORIZATIONS)
 def authorization_new(request: HttpRequest) -> HttpResponse:
     """Pick the elder and the guardian (search by name, same clinic), then the terms."""
-    params = request.POST if request.method == "POST" else request.GET
     elder = guardian = None
-    if params.get("elder"):
-        elder = selectors.person_for(request.user, _uuid_or_404(params["elder"]), A.MANAGE_AUTHORIZATIONS)
+    if _param(request, "elder"):
+        elder = selectors.person_for(request.user, _uuid_or_404(_param(request, "elder")), A.MANAGE_AUTHORIZATIONS)
         if elder is None or not elder.is_elder:
             raise Http404
-    if params.get("guardian"):
-        guardian = selectors.person_for(request.user, _uuid_or_404(params["guardian"]), A.MANAGE_AUTHORIZATIONS)
+    if _param(request, "guardian"):
+        guardian = selectors.person_for(
+            request.user, _uuid_or_404(_param(request, "guardian")), A.MANAGE_AUTHORIZATIONS
+        )
         if guardian is None or not guardian.is_guardian:
             raise Http404
     context = {"elder": elder, "guardian": guardian, "nav": "authorizations"}
@@ -459,6 +460,11 @@ def authorization_new(request: HttpRequest) -> HttpResponse:
         status = 400
     context["form"] = form
     return render(request, "staff/authorization_new.html", context, status=status)
+
+
+def _param(request: HttpRequest, name: str) -> str:
+    """A value from the submitted form, else from the query string (the form posts to its own URL)."""
+    return request.POST.get(name) or request.GET.get(name) or ""
 
 
 def _uuid_or_404(value: str):
@@ -584,8 +590,7 @@ def results(request: HttpRequest) -> HttpResponse:
 
 @staff_view(A.RECORD_RESULTS)
 def result_new(request: HttpRequest) -> HttpResponse:
-    params = request.POST if request.method == "POST" else request.GET
-    elder = selectors.person_for(request.user, _uuid_or_404(params.get("elder", "")), A.RECORD_RESULTS)
+    elder = selectors.person_for(request.user, _uuid_or_404(_param(request, "elder")), A.RECORD_RESULTS)
     if elder is None or not elder.is_elder:
         raise Http404
     form = forms.ResultForm(

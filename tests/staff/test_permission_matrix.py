@@ -31,8 +31,14 @@ def test_the_rule_table_is_the_documented_one():
 def world(staff, manager, clinic, other_clinic, guardian, elder, authorization):
     photo = SimpleUploadedFile("p.png", _png(), content_type="image/png")
     result = factories.make_result(staff, elder, sampling_photo=photo)
-    return {"clinic": clinic, "other": other_clinic, "elder": elder, "guardian": guardian, "auth": authorization,
-            "result": result}
+    return {
+        "clinic": clinic,
+        "other": other_clinic,
+        "elder": elder,
+        "guardian": guardian,
+        "auth": authorization,
+        "result": result,
+    }
 
 
 def _png() -> bytes:
@@ -106,18 +112,16 @@ def test_services_refuse_auditors_and_other_clinics(world, role, other_clinic):
         actor = Actor.for_user(user)
         allowed = where == "own" and role != "auditor"
         calls = [
-            lambda: services.identity_check_record(actor=actor, person=world["elder"], document_type="passport"),
-            lambda: services.backup_codes_issue(actor=actor, person=world["guardian"]),
-            lambda: services.face_consent_record(
-                actor=actor, person=world["guardian"], consent_text="ok", given_by="person"
-            ),
+            (services.identity_check_record, {"person": world["elder"], "document_type": "passport"}),
+            (services.backup_codes_issue, {"person": world["guardian"]}),
+            (services.face_consent_record, {"person": world["guardian"], "consent_text": "ok", "given_by": "person"}),
         ]
-        for call in calls:
+        for call, kwargs in calls:
             if allowed:
-                call()
+                call(actor=actor, **kwargs)
             else:
                 with pytest.raises(services.NotPermitted):
-                    call()
+                    call(actor=actor, **kwargs)
         if allowed:
             factories.make_result(user, world["elder"])
         else:

@@ -106,7 +106,9 @@ def test_register_a_guardian_creates_a_login_and_shows_a_set_password_link(staff
     assert step.status_code == 302  # token moved into the session, out of the URL
     form_page = guardian.get(step.url)
     assert form_page.context["validlink"]
-    done = guardian.post(step.url, {"new_password1": "a long family passphrase", "new_password2": "a long family passphrase"})
+    done = guardian.post(
+        step.url, {"new_password1": "a long family passphrase", "new_password2": "a long family passphrase"}
+    )
     assert done.status_code == 302 and done.url == reverse("accounts:set_password_done")
     user.refresh_from_db()
     assert user.check_password("a long family passphrase")

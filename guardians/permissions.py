@@ -152,6 +152,15 @@ def staff_can(user: User, action: str, clinic: Clinic | int) -> bool:
     return StaffMembership.objects.filter(user_id=user.pk, clinic_id=clinic_id, role__in=ACTION_ROLES[action]).exists()
 
 
+def staff_actions_at(user: User, clinic: Clinic | int) -> frozenset[str]:
+    """Every action ``user`` may do at ``clinic``, in one query (same table as ``staff_can``)."""
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    clinic_id = clinic if isinstance(clinic, int) else clinic.pk
+    roles = set(StaffMembership.objects.filter(user_id=user.pk, clinic_id=clinic_id).values_list("role", flat=True))
+    return frozenset(action for action, allowed in ACTION_ROLES.items() if roles.intersection(allowed))
+
+
 def staff_clinics(user: User, action: str = StaffAction.VIEW) -> QuerySet[Clinic]:
     """Clinics where ``user`` may do ``action``."""
     if not user.is_authenticated or not user.is_active:

@@ -92,7 +92,7 @@ def person_page(person: Person, now: dt.datetime | None = None) -> PersonPage:
         results = list(
             TestResult.objects.filter(elder=person).select_related("recorded_by").order_by("-sampled_at")[:20]
         )
-        total = TestResult.objects.filter(elder=person).count() if len(results) == 20 else len(results)
+        total = TestResult.objects.filter(elder=person).count()
     return PersonPage(
         person=person,
         identity_checks=list(person.identity_checks.select_related("checked_by").order_by("-checked_at")),

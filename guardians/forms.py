@@ -190,6 +190,21 @@ class GuardianRegisterForm(PersonRegisterForm):
         return username
 
 
+class AccountCreateForm(forms.Form):
+    username = forms.CharField(
+        label=_("Login name"),
+        max_length=150,
+        validators=[UnicodeUsernameValidator()],
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"}),
+    )
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        if User.objects.filter(username__iexact=username).exists():
+            raise ValidationError(_("This login name is taken. Please choose another."))
+        return username
+
+
 # --- OTP, backup codes, face --------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("people/register/elder/", views.register_elder, name="register_elder"),
     path("people/register/guardian/", views.register_guardian, name="register_guardian"),
     path("people/<uuid:public_id>/", views.person, name="person"),
+    path("people/<uuid:public_id>/account/", views.account_create, name="account_create"),
     path("people/<uuid:public_id>/password-link/", views.password_link, name="password_link"),
     path("people/<uuid:public_id>/authenticator/", views.otp_enroll, name="otp_enroll"),
     path("people/<uuid:public_id>/backup-codes/", views.backup_codes, name="backup_codes"),

@@ -252,6 +252,27 @@ def password_link(request: HttpRequest, public_id) -> HttpResponse:
     return _show_password_link(request, found)
 
 
+@staff_view(A.REGISTER)
+@require_POST
+def account_create(request: HttpRequest, public_id) -> HttpResponse:
+    """Create a login for a registered person (e.g. an elder who looks up their own results)."""
+    found = _person_or_404(request, public_id, A.REGISTER)
+    form = forms.AccountCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            services.person_create_login(
+                actor=Actor.from_request(request), person=found, username=form.cleaned_data["username"], password=None
+            )
+        except services.ServiceError as exc:
+            messages.error(request, str(exc))
+        else:
+            found.refresh_from_db()
+            return _show_password_link(request, found, first=True)
+    else:
+        messages.error(request, " ".join(form.errors["username"]))
+    return redirect("staff:person", found.public_id)
+
+
 # --- OTP enrollment and backup codes --------------------------------------------------------
 
 

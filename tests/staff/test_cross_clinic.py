@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 OBJECT_URLS = {
     "person": "person",
     "password_link": "guardian",
+    "account_create": "person",
     "otp_enroll": "guardian",
     "backup_codes": "guardian",
     "face_consent": "guardian",

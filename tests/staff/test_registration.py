@@ -153,6 +153,18 @@ def test_username_taken_at_the_last_moment_rolls_everything_back(staff, clinic, 
     assert (Person.objects.count(), IdentityCheck.objects.count()) == (count, checks)
 
 
+def test_create_a_login_for_a_registered_elder(staff_client, elder, guardian):
+    url = reverse("staff:account_create", args=[elder.public_id])
+    taken = staff_client.post(url, {"username": guardian.user.username}, follow=True)
+    assert "taken" in taken.content.decode()
+    response = staff_client.post(url, {"username": "zhang.xiuying"})
+    assert response.status_code == 200 and "/accounts/set-password/" in response.context["link"]
+    elder.refresh_from_db()
+    assert elder.user.username == "zhang.xiuying" and not elder.user.has_usable_password()
+    again = staff_client.post(url, {"username": "second.login"}, follow=True)
+    assert "already has a login" in again.content.decode()
+
+
 def test_reissued_link_for_a_forgotten_password(staff_client, guardian):
     response = staff_client.post(reverse("staff:password_link", args=[guardian.public_id]))
     assert response.status_code == 200

@@ -30,6 +30,7 @@ DEMO_TOTP_KEYS = {
     "li.wei": "4b696e677561726420677561726469616e204c69",
     "wang.fang": "4b696e67756172642067756172646961204e5741",
     "zhao.min": "4b696e67756172642065656c6465722053656c66",
+    "auditor": "4b696e6775617264206175646974206b65792121",
 }
 
 
@@ -47,8 +48,10 @@ class Command(BaseCommand):
         )
         staff = self._login("staff", "Front desk (demo)")
         manager = self._login("manager", "Clinic manager (demo)")
+        auditor = self._login("auditor", "Auditor (demo)")
         services.staff_member_add(actor=system, user=staff, clinic=clinic, role="staff")
         services.staff_member_add(actor=system, user=manager, clinic=clinic, role="manager")
+        services.staff_member_add(actor=system, user=auditor, clinic=clinic, role="auditor")
         desk, approver = Actor.for_user(staff), Actor.for_user(manager)
 
         li = self._person(desk, clinic, "Li Wei", "11010119800512003", guardian=True, username="li.wei")
@@ -59,6 +62,7 @@ class Command(BaseCommand):
 
         self._authorize(desk, approver, li, zhang, Authorization.Relationship.CHILD)
         self._authorize(desk, approver, wang, chen, Authorization.Relationship.GRANDCHILD)
+        self._pending(desk, wang, zhao, Authorization.Relationship.OTHER)
         for elder in (zhang, chen, zhao):
             self._results(desk, elder)
         enrolled = self._faces(desk, {li: ("person_01", 3), wang: ("person_04", 3), zhao: ("person_10", 3)})
@@ -112,6 +116,18 @@ class Command(BaseCommand):
             consent_basis=Authorization.ConsentBasis.ELDER_PRESENT,
         )
         services.authorization_approve(actor=approver, authorization_id=authorization.pk)
+
+    def _pending(self, desk, guardian, elder, relationship) -> None:
+        """One authorization left pending, so the staff workspace's approval queue has an entry."""
+        if Authorization.objects.filter(guardian=guardian, elder=elder).exists():
+            return
+        services.authorization_create(
+            actor=desk,
+            guardian=guardian,
+            elder=elder,
+            relationship=relationship,
+            consent_basis=Authorization.ConsentBasis.ELDER_PRESENT,
+        )
 
     def _results(self, actor, elder) -> None:
         if TestResult.objects.filter(elder=elder).exists():

@@ -231,7 +231,7 @@ class AuthorizationAdmin(ReadOnlyAfterCreateMixin, admin.ModelAdmin):
             request,
             queryset,
             lambda a: services.authorization_revoke(
-                actor=_actor(request), authorization_id=a.pk, reason="At the elder's request"
+                actor=_actor(request), authorization_id=a.pk, reason="At the elder's request", requested_by="elder"
             ),
             "revoked",
         )
@@ -242,7 +242,10 @@ class AuthorizationAdmin(ReadOnlyAfterCreateMixin, admin.ModelAdmin):
             request,
             queryset,
             lambda a: services.authorization_revoke(
-                actor=_actor(request), authorization_id=a.pk, reason="At the guardian's request"
+                actor=_actor(request),
+                authorization_id=a.pk,
+                reason="At the guardian's request",
+                requested_by="guardian",
             ),
             "revoked",
         )

@@ -116,6 +116,11 @@ class Authorization(models.Model):
         ELDER_PRESENT = "elder_present", _("Elder present and agreed")
         LEGAL_DOCUMENT = "legal_document", _("Legal document (incapacity)")
 
+    class EndRequestedBy(models.TextChoices):
+        ELDER = "elder", _("At the elder's request")
+        GUARDIAN = "guardian", _("At the guardian's request")
+        CLINIC = "clinic", _("At the clinic's decision")
+
     guardian = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="authorizations_as_guardian")
     elder = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="authorizations_as_elder")
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="authorizations")
@@ -137,6 +142,7 @@ class Authorization(models.Model):
     )
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=300, blank=True)
+    end_requested_by = models.CharField(max_length=10, choices=EndRequestedBy.choices, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["guardian", "status"]), models.Index(fields=["elder", "status"])]
@@ -166,6 +172,68 @@ class FaceEnrollment(models.Model):
     consented_at = models.DateTimeField()
     enrolled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     enrolled_at = models.DateTimeField(default=timezone.now)
+    consent = models.ForeignKey(
+        "FaceConsent", null=True, blank=True, on_delete=models.PROTECT, related_name="enrollments"
+    )
 
     def __str__(self) -> str:
         return f"Face template of {self.person.full_name}"
+
+
+# --- staff workspace (in-person checks and consent records) -------------------------------
+
+
+class IdentityCheck(models.Model):
+    """A staff member's in-person check of a person's identity document.
+
+    Records which kind of document was shown, who checked it and when; the document's
+    number is never stored here (the resident ID number lives on Person, hashed and
+    encrypted).
+    """
+
+    class DocumentType(models.TextChoices):
+        RESIDENT_ID_CARD = "resident_id_card", _("Resident identity card")
+        TEMPORARY_ID_CARD = "temporary_id_card", _("Temporary resident identity card")
+        HOUSEHOLD_REGISTER = "household_register", _("Household register (hukou booklet)")
+        PASSPORT = "passport", _("Passport")
+        OTHER = "other", _("Other official photo ID")
+
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="identity_checks")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    document_type = models.CharField(max_length=30, choices=DocumentType.choices)
+    note = models.CharField(max_length=200, blank=True)
+    checked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["person", "-checked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_document_type_display()} checked by {self.checked_by} at {self.checked_at:%Y-%m-%d %H:%M}"
+
+
+class FaceConsent(models.Model):
+    """The separate biometric consent, recorded before a face is enrolled.
+
+    Keeps the exact text shown, who gave it (the person or their legal representative),
+    the staff member who recorded it and when. ``used_at`` is set when an enrollment was
+    made under it: one consent, one enrollment.
+    """
+
+    class GivenBy(models.TextChoices):
+        PERSON = "person", _("The person themselves")
+        REPRESENTATIVE = "representative", _("Their legal representative")
+
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="face_consents")
+    consent_text = models.TextField()
+    given_by = models.CharField(max_length=20, choices=GivenBy.choices, default=GivenBy.PERSON)
+    representative_name = models.CharField(max_length=200, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["person", "-recorded_at"])]
+
+    def __str__(self) -> str:
+        return f"Biometric consent of {self.person.full_name} ({self.recorded_at:%Y-%m-%d %H:%M})"

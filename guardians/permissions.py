@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .models import Authorization, Person, StaffMembership
+from .models import Authorization, Clinic, Person, StaffMembership
 
 if TYPE_CHECKING:
-    from .models import Clinic, User
+    from .models import User
 
 
 def _person_of(user: User) -> Person | None:
@@ -108,3 +108,88 @@ def authorizations_visible_to_staff(user: User) -> QuerySet[Authorization]:
 
 def can_manage_authorizations(user: User, clinic: Clinic | int) -> bool:
     return is_staff_of(user, clinic, (StaffMembership.Role.STAFF, StaffMembership.Role.MANAGER))
+
+
+# --- staff workspace: role x action, scoped to the member's clinics -------------------------
+#
+# A staff member acts only within the clinics they are a member of, with the rights of their
+# role *at that clinic*. Every queryset below and every single-object check (``staff_can``)
+# is built from ``ACTION_ROLES`` and the membership table, so a list never shows something
+# the detail page would refuse. Superusers are not special here: the workspace is for
+# clinic members (superusers use the admin).
+
+
+class StaffAction:
+    VIEW = "view"  # lists, person pages, authorizations, results (read)
+    REGISTER = "register"  # elders, guardians, identity checks, login accounts, set-password links
+    ENROLL = "enroll"  # OTP devices, backup codes, biometric consent, face templates
+    MANAGE_AUTHORIZATIONS = "manage_authorizations"  # register, approve, revoke, suspend, renew
+    RECORD_RESULTS = "record_results"  # the result form and the CSV import
+    VIEW_SAMPLING_PHOTO = "view_sampling_photo"  # with a typed reason, audited
+
+
+_DESK = (StaffMembership.Role.STAFF, StaffMembership.Role.MANAGER)
+ACTION_ROLES: dict[str, tuple[str, ...]] = {
+    StaffAction.VIEW: (*_DESK, StaffMembership.Role.AUDITOR),
+    StaffAction.REGISTER: _DESK,
+    StaffAction.ENROLL: _DESK,
+    StaffAction.MANAGE_AUTHORIZATIONS: _DESK,
+    StaffAction.RECORD_RESULTS: _DESK,
+    StaffAction.VIEW_SAMPLING_PHOTO: _DESK,
+}
+
+
+def _workspace_clinic_ids_q(user: User, action: str) -> QuerySet[StaffMembership]:
+    """Subquery of the clinic ids where ``user`` may do ``action`` (no query of its own)."""
+    return StaffMembership.objects.filter(user_id=user.pk, role__in=ACTION_ROLES[action]).values("clinic_id")
+
+
+def staff_can(user: User, action: str, clinic: Clinic | int) -> bool:
+    """May ``user`` do ``action`` at ``clinic``? The single-object twin of the querysets below."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    clinic_id = clinic if isinstance(clinic, int) else clinic.pk
+    return StaffMembership.objects.filter(user_id=user.pk, clinic_id=clinic_id, role__in=ACTION_ROLES[action]).exists()
+
+
+def staff_actions_at(user: User, clinic: Clinic | int) -> frozenset[str]:
+    """Every action ``user`` may do at ``clinic``, in one query (same table as ``staff_can``)."""
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    clinic_id = clinic if isinstance(clinic, int) else clinic.pk
+    roles = set(StaffMembership.objects.filter(user_id=user.pk, clinic_id=clinic_id).values_list("role", flat=True))
+    return frozenset(action for action, allowed in ACTION_ROLES.items() if roles.intersection(allowed))
+
+
+def staff_clinics(user: User, action: str = StaffAction.VIEW) -> QuerySet[Clinic]:
+    """Clinics where ``user`` may do ``action``."""
+    if not user.is_authenticated or not user.is_active:
+        return Clinic.objects.none()
+    return Clinic.objects.filter(pk__in=_workspace_clinic_ids_q(user, action))
+
+
+def has_staff_workspace(user: User) -> bool:
+    """True when ``user`` is a member of at least one clinic (any role)."""
+    return staff_clinics(user).exists()
+
+
+def staff_people(user: User, action: str = StaffAction.VIEW) -> QuerySet[Person]:
+    """People of the clinics where ``user`` may do ``action``."""
+    if not user.is_authenticated or not user.is_active:
+        return Person.objects.none()
+    return Person.objects.filter(clinic_id__in=_workspace_clinic_ids_q(user, action))
+
+
+def staff_authorizations(user: User, action: str = StaffAction.VIEW) -> QuerySet[Authorization]:
+    if not user.is_authenticated or not user.is_active:
+        return Authorization.objects.none()
+    return Authorization.objects.filter(clinic_id__in=_workspace_clinic_ids_q(user, action))
+
+
+def staff_results(user: User, action: str = StaffAction.VIEW) -> QuerySet:
+    """Test results recorded at the clinics where ``user`` may do ``action``."""
+    from lookups.models import TestResult
+
+    if not user.is_authenticated or not user.is_active:
+        return TestResult.objects.none()
+    return TestResult.objects.filter(clinic_id__in=_workspace_clinic_ids_q(user, action))

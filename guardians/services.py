@@ -20,7 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from lookups.audit import Actor, audit_record
 
 from . import crypto, id_numbers, permissions
-from .models import Authorization, Clinic, FaceEnrollment, Person
+from .models import Authorization, Clinic, FaceConsent, FaceEnrollment, IdentityCheck, Person
 
 if TYPE_CHECKING:
     from .models import User
@@ -45,7 +45,9 @@ class IllegalState(ServiceError):
 
 
 def _require_staff(actor: Actor, clinic: Clinic | int) -> None:
-    if actor.user is None or not permissions.is_staff_of(actor.user, clinic):
+    """Front-desk rights (clinic staff or manager) at ``clinic``; auditors only read."""
+    roles = permissions.ACTION_ROLES[permissions.StaffAction.REGISTER]
+    if actor.user is None or not permissions.is_staff_of(actor.user, clinic, roles):
         raise NotPermitted("You are not staff of this clinic.")
 
 
@@ -293,11 +295,20 @@ def authorization_approve(*, actor: Actor, authorization_id: int) -> Authorizati
 
 
 def _authorization_end(
-    *, actor: Actor, authorization_id: int, new_status: str, allowed_from: Sequence[str], reason: str, action: str
+    *,
+    actor: Actor,
+    authorization_id: int,
+    new_status: str,
+    allowed_from: Sequence[str],
+    reason: str,
+    action: str,
+    requested_by: str = "",
 ) -> Authorization:
     reason = (reason or "").strip()
     if not reason:
         raise ServiceError("Give a reason.")
+    if requested_by and requested_by not in Authorization.EndRequestedBy.values:
+        raise ServiceError("Say who asked for this change: the elder, the guardian or the clinic.")
     with transaction.atomic():
         authorization = _locked_authorization(authorization_id)
         _require_manager_rights(actor, authorization.clinic_id)
@@ -307,7 +318,8 @@ def _authorization_end(
         authorization.ended_by = actor.user
         authorization.ended_at = timezone.now()
         authorization.end_reason = reason[:300]
-        authorization.save(update_fields=["status", "ended_by", "ended_at", "end_reason"])
+        authorization.end_requested_by = requested_by
+        authorization.save(update_fields=["status", "ended_by", "ended_at", "end_reason", "end_requested_by"])
         audit_record(
             actor=actor,
             action=action,
@@ -315,13 +327,16 @@ def _authorization_end(
             subject=authorization.elder,
             target=authorization,
             clinic=authorization.clinic,
-            details={"reason": reason[:300]},
+            details={"reason": reason[:300], "requested_by": requested_by},
         )
     return authorization
 
 
-def authorization_revoke(*, actor: Actor, authorization_id: int, reason: str) -> Authorization:
-    """Any non-final state → revoked. Takes effect on in-flight lookups immediately."""
+def authorization_revoke(*, actor: Actor, authorization_id: int, reason: str, requested_by: str = "") -> Authorization:
+    """Any non-final state → revoked. Takes effect on in-flight lookups immediately.
+
+    ``requested_by`` (``Authorization.EndRequestedBy``) records whose request it was.
+    """
     S = Authorization.Status
     return _authorization_end(
         actor=actor,
@@ -330,10 +345,11 @@ def authorization_revoke(*, actor: Actor, authorization_id: int, reason: str) ->
         allowed_from=(S.PENDING, S.ACTIVE, S.SUSPENDED),
         reason=reason,
         action="authorization.revoked",
+        requested_by=requested_by,
     )
 
 
-def authorization_suspend(*, actor: Actor, authorization_id: int, reason: str) -> Authorization:
+def authorization_suspend(*, actor: Actor, authorization_id: int, reason: str, requested_by: str = "") -> Authorization:
     S = Authorization.Status
     return _authorization_end(
         actor=actor,
@@ -342,6 +358,7 @@ def authorization_suspend(*, actor: Actor, authorization_id: int, reason: str) -
         allowed_from=(S.ACTIVE,),
         reason=reason,
         action="authorization.suspended",
+        requested_by=requested_by,
     )
 
 
@@ -486,3 +503,321 @@ def staff_member_add(*, actor: Actor, user: User, clinic: Clinic, role: str) -> 
 
 
 ROLE_GROUPS = {"staff": "Clinic staff", "manager": "Clinic managers", "auditor": "Auditors"}
+
+
+# --- staff workspace: in-person registration, enrollment, sign-in --------------------------
+#
+# Used by the staff workspace (guardians/views.py). Each function checks the actor's role at
+# the person's clinic (guardians.permissions.staff_can, the same rule the pages use) and
+# writes its audit event in the same transaction as the change.
+
+FACE_CONSENT_VALID_MINUTES = 60
+BACKUP_CODE_COUNT = 10
+BACKUP_CODE_DIGITS = 8
+
+
+def _require_action(actor: Actor, action: str, clinic: Clinic | int) -> None:
+    if actor.user is None or not permissions.staff_can(actor.user, action, clinic):
+        raise NotPermitted("You are not allowed to do this for this clinic.")
+
+
+def _login_of(person: Person) -> User:
+    if person.user_id is None:
+        raise IllegalState("This person has no login account yet.")
+    return person.user
+
+
+def id_number_check_birth_date(*, id_number: str, birth_date: dt.date | None) -> tuple[str, dt.date]:
+    """Validate the ID number and compare the birth date it encodes with the document's.
+
+    Returns (normalized number, birth date). Raises InvalidIdNumber or ServiceError.
+    """
+    number, derived = id_numbers.validate(id_number)
+    if birth_date is not None and birth_date != derived:
+        raise ServiceError(
+            f"The date of birth on the document ({birth_date:%Y-%m-%d}) does not match the one inside the "
+            f"ID number ({derived:%Y-%m-%d}). Please re-read both from the document."
+        )
+    return number, derived
+
+
+def identity_check_record(*, actor: Actor, person: Person, document_type: str, note: str = "") -> IdentityCheck:
+    """Record that ``actor`` checked ``person``'s identity document in person (who, what, when)."""
+    _require_action(actor, permissions.StaffAction.REGISTER, person.clinic_id)
+    if document_type not in IdentityCheck.DocumentType.values:
+        raise ServiceError("Choose the kind of identity document that was checked.")
+    with transaction.atomic():
+        check = IdentityCheck.objects.create(
+            person=person,
+            clinic_id=person.clinic_id,
+            document_type=document_type,
+            note=note.strip()[:200],
+            checked_by=actor.user,
+        )
+        audit_record(
+            actor=actor,
+            action="identity.checked",
+            outcome=document_type,
+            subject=person,
+            target=check,
+            clinic=person.clinic,
+        )
+    return check
+
+
+def person_register_in_person(
+    *,
+    actor: Actor,
+    clinic: Clinic,
+    full_name: str,
+    id_number: str,
+    birth_date: dt.date | None,
+    document_type: str,
+    document_note: str = "",
+    is_elder: bool = False,
+    is_guardian: bool = False,
+    phone: str = "",
+    notify_email: str = "",
+    username: str = "",
+) -> Person:
+    """Register an elder or a guardian at the desk: person, identity check, login account.
+
+    All or nothing (one transaction): a taken username leaves no person behind. The login
+    account (required for a guardian) gets no usable password; its owner chooses one through
+    a one-time link (``set_password_link_issue``). Raises InvalidIdNumber, DuplicatePerson
+    (``.existing``) or ServiceError.
+    """
+    _require_action(actor, permissions.StaffAction.REGISTER, clinic)
+    number, _ = id_number_check_birth_date(id_number=id_number, birth_date=birth_date)
+    if not (is_elder or is_guardian):
+        raise ServiceError("Register the person as an elder, a guardian or both.")
+    username = username.strip()
+    if is_guardian and not username:
+        raise ServiceError("A guardian needs a login name.")
+    with transaction.atomic():
+        person = person_register(
+            actor=actor,
+            clinic=clinic,
+            full_name=full_name,
+            id_number=number,
+            is_elder=is_elder,
+            is_guardian=is_guardian,
+            phone=phone.strip(),
+            notify_email=notify_email.strip(),
+        )
+        identity_check_record(actor=actor, person=person, document_type=document_type, note=document_note)
+        if username:
+            person_create_login(actor=actor, person=person, username=username, password=None)
+            person.refresh_from_db()
+    return person
+
+
+def set_password_link_issue(*, actor: Actor, person: Person) -> str:
+    """A one-time set-password path for the person's login (``/accounts/set-password/<uid>/<token>/``).
+
+    Django's ``default_token_generator``: the token hashes the current password and last
+    login, so it stops working once a password is set, and after PASSWORD_RESET_TIMEOUT.
+    Issuing a new link does not store anything; it is audited (never the token itself).
+    """
+    from django.contrib.auth.tokens import default_token_generator
+    from django.urls import reverse
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    _require_action(actor, permissions.StaffAction.REGISTER, person.clinic_id)
+    user = _login_of(person)
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="account.set_password_link_issued",
+            outcome="reset" if user.has_usable_password() else "first",
+            subject=person,
+            target=user,
+            clinic=person.clinic,
+        )
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    return reverse("accounts:set_password", kwargs={"uidb64": uid, "token": default_token_generator.make_token(user)})
+
+
+def account_password_set(*, actor: Actor, user: User, password: str) -> None:
+    """Set the password chosen through a set-password link (validated by the caller's form).
+
+    Locks the user row so a link used twice at once sets the password only once.
+    """
+    with transaction.atomic():
+        user = get_user_model().objects.select_for_update().get(pk=user.pk)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        person = Person.objects.filter(user=user).select_related("clinic").first()
+        audit_record(
+            actor=actor,
+            action="account.password_set",
+            outcome="ok",
+            subject=person,
+            target=user,
+            clinic=person.clinic if person else None,
+        )
+
+
+def otp_enrollment_start(*, actor: Actor, person: Person) -> TOTPDevice:
+    """Start enrolling the person's authenticator app: a new unconfirmed TOTP device.
+
+    Earlier unconfirmed devices of the account are removed, so an abandoned QR code stops
+    working. The device cannot be used (lookups only use confirmed devices) until
+    ``otp_enrollment_confirm`` accepts one code from the app.
+    """
+    _require_action(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    user = _login_of(person)
+    with transaction.atomic():
+        Person.objects.select_for_update().get(pk=person.pk)
+        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+        return totp_device_create(actor=actor, user=user, name="Authenticator (clinic enrollment)", confirmed=False)
+
+
+def otp_enrollment_confirm(*, actor: Actor, person: Person, device_id: int, token: str) -> bool:
+    """Confirm the device being enrolled with one code; on success it replaces older devices.
+
+    Returns False for a wrong code (counted by django-otp's throttling). Raises IllegalState
+    when the device is not the person's unconfirmed device (e.g. enrollment restarted).
+    """
+    _require_action(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    user = _login_of(person)
+    with transaction.atomic():
+        device = TOTPDevice.objects.select_for_update().filter(pk=device_id, user=user, confirmed=False).first()
+        if device is None:
+            raise IllegalState("This enrollment screen is out of date. Please start the enrollment again.")
+        ok = totp_device_confirm(actor=actor, device_id=device.pk, token=token.strip().replace(" ", ""))
+        if ok:
+            replaced = TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()[0]
+            if replaced:
+                audit_record(
+                    actor=actor,
+                    action="otp_device.replaced",
+                    outcome="ok",
+                    subject=person,
+                    target=device,
+                    clinic=person.clinic,
+                    details={"removed": replaced},
+                )
+    return ok
+
+
+def backup_codes_issue(*, actor: Actor, person: Person) -> list[str]:
+    """Replace the account's backup codes with new single-use 8-digit codes, for printing.
+
+    Stored in django-otp's static device (each code is deleted when used). The codes are
+    returned only here; the audit event records how many were issued, never the codes.
+    """
+    import secrets
+
+    from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+
+    _require_action(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    user = _login_of(person)
+    codes: set[str] = set()
+    while len(codes) < BACKUP_CODE_COUNT:
+        codes.add(f"{secrets.randbelow(10**BACKUP_CODE_DIGITS):0{BACKUP_CODE_DIGITS}d}")
+    with transaction.atomic():
+        device = StaticDevice.objects.select_for_update().filter(user=user).first()
+        if device is None:
+            device = StaticDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+        device.token_set.all().delete()
+        StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+        audit_record(
+            actor=actor,
+            action="otp_backup_codes.issued",
+            outcome="ok",
+            subject=person,
+            target=device,
+            clinic=person.clinic,
+            details={"count": len(codes)},
+        )
+    return sorted(codes)
+
+
+def face_consent_record(
+    *, actor: Actor, person: Person, consent_text: str, given_by: str, representative_name: str = ""
+) -> FaceConsent:
+    """Record the separate biometric consent (the exact text shown, who gave it) before enrolling."""
+    _require_action(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    consent_text = consent_text.strip()
+    if not consent_text:
+        raise ServiceError("The consent text shown to the person is required.")
+    if given_by not in FaceConsent.GivenBy.values:
+        raise ServiceError("Say who gave the consent.")
+    representative_name = representative_name.strip()
+    if given_by == FaceConsent.GivenBy.REPRESENTATIVE and not representative_name:
+        raise ServiceError("Give the legal representative's name.")
+    with transaction.atomic():
+        consent = FaceConsent.objects.create(
+            person=person,
+            consent_text=consent_text,
+            given_by=given_by,
+            representative_name=representative_name[:200] if given_by == FaceConsent.GivenBy.REPRESENTATIVE else "",
+            recorded_by=actor.user,
+        )
+        audit_record(
+            actor=actor,
+            action="face.consent_recorded",
+            outcome=given_by,
+            subject=person,
+            target=consent,
+            clinic=person.clinic,
+        )
+    return consent
+
+
+def face_consent_pending(person: Person, now: dt.datetime | None = None) -> FaceConsent | None:
+    """The person's latest unused consent recorded within FACE_CONSENT_VALID_MINUTES, if any."""
+    now = now or timezone.now()
+    return (
+        FaceConsent.objects.filter(
+            person=person,
+            used_at__isnull=True,
+            recorded_at__gte=now - dt.timedelta(minutes=FACE_CONSENT_VALID_MINUTES),
+        )
+        .order_by("-recorded_at")
+        .first()
+    )
+
+
+def face_enroll_with_consent(*, actor: Actor, person: Person, consent_id: int, samples: Sequence) -> FaceEnrollment:
+    """Enroll (or re-enroll) a face under a fresh, unused consent of this person, and link them.
+
+    The consent row is locked, so one consent yields one enrollment. ``samples`` come from
+    ``face_samples_from_images`` (quality-gated); the template is their mean.
+    """
+    _require_action(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    now = timezone.now()
+    with transaction.atomic():
+        consent = FaceConsent.objects.select_for_update().filter(pk=consent_id, person=person).first()
+        if consent is None or consent.used_at is not None:
+            raise ServiceError("Record the person's biometric consent first.")
+        if consent.recorded_at < now - dt.timedelta(minutes=FACE_CONSENT_VALID_MINUTES):
+            raise ServiceError(
+                f"The consent was recorded more than {FACE_CONSENT_VALID_MINUTES} minutes ago. Please record it again."
+            )
+        enrollment = face_enroll(actor=actor, person=person, consent_text=consent.consent_text, samples=samples)
+        enrollment.consent = consent
+        enrollment.consented_at = consent.recorded_at
+        enrollment.save(update_fields=["consent", "consented_at"])
+        consent.used_at = now
+        consent.save(update_fields=["used_at"])
+    return enrollment
+
+
+def staff_record_viewed(*, actor: Actor, person: Person) -> None:
+    """Audit a staff member opening a person's record (every staff view of a record is logged)."""
+    with transaction.atomic():
+        audit_record(actor=actor, action="person.viewed", outcome="staff", subject=person, clinic=person.clinic)
+
+
+def staff_sign_in_record(*, actor: Actor, username: str, ok: bool, reason: str = "") -> None:
+    """Audit a staff sign-in attempt (password + one-time code) on the workspace login page."""
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="staff.signed_in" if ok else "staff.sign_in_failed",
+            outcome="ok" if ok else (reason or "refused"),
+            details={"username": username[:150]},
+        )

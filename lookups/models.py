@@ -3,6 +3,7 @@
 LookupRequest and FaceCheck change state only through ``lookups.services``.
 """
 
+import os
 import uuid
 
 from django.conf import settings
@@ -14,9 +15,31 @@ from django.utils.translation import gettext_lazy as _
 from guardians.models import Authorization, Clinic, Person
 
 
+class PrivateStorage(FileSystemStorage):
+    """File storage under PRIVATE_STORAGE_ROOT with no URL (``url()`` raises).
+
+    The root is read from settings at use time, not when the model class is built, so a
+    changed setting (e.g. per-test directories) is honoured.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(base_url=None)
+
+    @property
+    def base_location(self) -> str:
+        return str(settings.PRIVATE_STORAGE_ROOT)
+
+    @property
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+    def url(self, name: str | None) -> str:
+        raise ValueError("Private files have no URL; they are streamed by a permission-checked view.")
+
+
 def private_storage() -> FileSystemStorage:
     """Storage with no URL: files are only ever streamed by a permission-checked view."""
-    return FileSystemStorage(location=settings.PRIVATE_STORAGE_ROOT, base_url=None)
+    return PrivateStorage()
 
 
 class TestResult(models.Model):

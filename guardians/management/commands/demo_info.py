@@ -19,13 +19,15 @@ class Command(BaseCommand):
         out = self.stdout.write
         out("")
         out(self.style.SUCCESS(f"Kinguard is starting at {url}  (admin: {url}admin/)   Ctrl-C stops web and worker."))
+        out(f"Clinic staff workspace: {url}staff/  (password + code: manage.py totp_code staff)")
         out(f"All demo logins use the password: {DEMO_PASSWORD}")
         for username, role in (
             ("li.wei", "guardian of Zhang Xiuying"),
             ("wang.fang", "guardian of Chen Guilan"),
             ("zhao.min", "elder, looks up own results"),
-            ("staff", "clinic front desk (admin, needs OTP)"),
-            ("manager", "clinic manager (admin, needs OTP)"),
+            ("staff", "clinic front desk (/staff/ and admin, needs OTP)"),
+            ("manager", "clinic manager (/staff/ and admin, needs OTP; approves)"),
+            ("auditor", "auditor (/staff/ read-only and admin, needs OTP)"),
         ):
             face = "face enrolled" if username in enrolled else "no face enrolled"
             device = TOTPDevice.objects.filter(user__username=username, confirmed=True).first()

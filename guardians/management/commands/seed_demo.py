@@ -1,5 +1,7 @@
 """Idempotent demo data: one clinic, two staff, two guardians, three elders, results.
 
+The staff role groups and their permissions come from migration guardians 0002.
+
 Where the shared face set exists (KINGUARD_FACES_DIR, default ../shared/faces) the guardians
 are enrolled from it; elsewhere no face is enrolled and the README shows how to enroll your
 own (``manage.py enroll_face``).
@@ -10,7 +12,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -29,30 +30,7 @@ DEMO_TOTP_KEYS = {
     "li.wei": "4b696e677561726420677561726469616e204c69",
     "wang.fang": "4b696e67756172642067756172646961204e5741",
     "zhao.min": "4b696e67756172642065656c6465722053656c66",
-}
-ROLE_PERMISSIONS = {
-    "Clinic staff": [
-        ("guardians", "person", ["view", "add"]),
-        ("guardians", "authorization", ["view", "add", "change"]),
-        ("guardians", "faceenrollment", ["view", "add"]),
-        ("otp_totp", "totpdevice", ["view", "add", "change"]),
-        ("lookups", "testresult", ["view", "add"]),
-    ],
-    "Clinic managers": [
-        ("guardians", "person", ["view", "add"]),
-        ("guardians", "authorization", ["view", "add", "change"]),
-        ("guardians", "faceenrollment", ["view", "add"]),
-        ("otp_totp", "totpdevice", ["view", "add", "change"]),
-        ("lookups", "testresult", ["view", "add"]),
-        ("lookups", "lookuprequest", ["view"]),
-        ("lookups", "facecheck", ["view"]),
-        ("lookups", "auditevent", ["view"]),
-    ],
-    "Auditors": [
-        ("lookups", "lookuprequest", ["view"]),
-        ("lookups", "facecheck", ["view"]),
-        ("lookups", "auditevent", ["view"]),
-    ],
+    "auditor": "4b696e6775617264206175646974206b65792121",
 }
 
 
@@ -65,14 +43,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         system = Actor.system("seed_demo")
-        self._groups()
         clinic, _ = Clinic.objects.get_or_create(
             name="Riverside Community Clinic", defaults={"address": "1 Riverside Road", "phone": "010-0000 0000"}
         )
         staff = self._login("staff", "Front desk (demo)")
         manager = self._login("manager", "Clinic manager (demo)")
+        auditor = self._login("auditor", "Auditor (demo)")
         services.staff_member_add(actor=system, user=staff, clinic=clinic, role="staff")
         services.staff_member_add(actor=system, user=manager, clinic=clinic, role="manager")
+        services.staff_member_add(actor=system, user=auditor, clinic=clinic, role="auditor")
         desk, approver = Actor.for_user(staff), Actor.for_user(manager)
 
         li = self._person(desk, clinic, "Li Wei", "11010119800512003", guardian=True, username="li.wei")
@@ -83,22 +62,12 @@ class Command(BaseCommand):
 
         self._authorize(desk, approver, li, zhang, Authorization.Relationship.CHILD)
         self._authorize(desk, approver, wang, chen, Authorization.Relationship.GRANDCHILD)
+        self._pending(desk, wang, zhao, Authorization.Relationship.OTHER)
         for elder in (zhang, chen, zhao):
             self._results(desk, elder)
         enrolled = self._faces(desk, {li: ("person_01", 3), wang: ("person_04", 3), zhao: ("person_10", 3)})
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"Faces enrolled from {faces_dir()}: {', '.join(enrolled) or 'none (folder not found)'}")
-
-    def _groups(self) -> None:
-        for name, grants in ROLE_PERMISSIONS.items():
-            group, _ = Group.objects.get_or_create(name=name)
-            for app_label, model, actions in grants:
-                for action in actions:
-                    perm = Permission.objects.filter(
-                        content_type__app_label=app_label, codename=f"{action}_{model}"
-                    ).first()
-                    if perm:
-                        group.permissions.add(perm)
 
     def _login(self, username: str, name: str):
         user_model = get_user_model()
@@ -147,6 +116,18 @@ class Command(BaseCommand):
             consent_basis=Authorization.ConsentBasis.ELDER_PRESENT,
         )
         services.authorization_approve(actor=approver, authorization_id=authorization.pk)
+
+    def _pending(self, desk, guardian, elder, relationship) -> None:
+        """One authorization left pending, so the staff workspace's approval queue has an entry."""
+        if Authorization.objects.filter(guardian=guardian, elder=elder).exists():
+            return
+        services.authorization_create(
+            actor=desk,
+            guardian=guardian,
+            elder=elder,
+            relationship=relationship,
+            consent_basis=Authorization.ConsentBasis.ELDER_PRESENT,
+        )
 
     def _results(self, actor, elder) -> None:
         if TestResult.objects.filter(elder=elder).exists():

@@ -12,7 +12,7 @@ admin.site.site_title = "Kinguard"
 
 urlpatterns = [
     path("", lookup_views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", lookup_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("lookups/", include("lookups.urls")),
     path("admin/", admin.site.urls),

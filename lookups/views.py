@@ -123,19 +123,16 @@ def otp(request: HttpRequest, lookup_id) -> HttpResponse:
     if lookup.state != State.AWAITING_OTP:
         return redirect(_step_url(lookup))
     form = OtpForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                lookup = services.lookup_verify_otp(
-                    actor=Actor.from_request(request), lookup_id=lookup.pk, token=form.cleaned_data["token"]
-                )
-            except services.LookupRefused as refusal:
-                _refusal_message(request, refusal)
-                return redirect(_step_url(_lookup_or_404(request, lookup_id)))
-            return redirect(_step_url(lookup))
-        status = 400
-    return render(request, "lookups/otp.html", {"lookup": lookup, "form": form, "step": 1}, status=status)
+    if request.method == "POST" and form.is_valid():
+        try:
+            lookup = services.lookup_verify_otp(
+                actor=Actor.from_request(request), lookup_id=lookup.pk, token=form.cleaned_data["token"]
+            )
+        except services.LookupRefused as refusal:
+            _refusal_message(request, refusal)
+            return redirect(_step_url(_lookup_or_404(request, lookup_id)))
+        return redirect(_step_url(lookup))
+    return render(request, "lookups/otp.html", {"lookup": lookup, "form": form, "step": 1})
 
 
 def _wants_json(request: HttpRequest) -> bool:

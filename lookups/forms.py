@@ -39,13 +39,27 @@ class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
+class MultipleFileField(forms.FileField):
+    """Several files under one name (Django's documented pattern for multiple uploads)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)] if data else []
+
+
 class FaceBurstForm(forms.Form):
     """The camera burst: several JPEG frames in one multipart form (field ``frames``)."""
 
-    frames = forms.FileField(widget=MultipleFileInput(), required=False)
+    frames = MultipleFileField(required=False)
 
     def clean_frames(self) -> list:
-        files = self.files.getlist(self.add_prefix("frames"))
+        files = self.cleaned_data.get("frames") or []
         if len(files) < 3:
             raise forms.ValidationError(
                 _("The camera capture was too short. Keep your face in the frame until it finishes.")

@@ -15,6 +15,7 @@
   var hint = document.getElementById("camera-hint");
   var prompt = document.getElementById("camera-prompt");
   var statusLine = document.getElementById("camera-status");
+  var errorLine = document.getElementById("camera-error");
   var reason = document.getElementById("fallback-reason");
   var canvas = document.getElementById("camera-canvas");
   var form = document.getElementById("burst-form");
@@ -47,7 +48,8 @@
   }
 
   // Brightness and a rough "is a face filling the oval" measure from a small copy of the frame:
-  // mean luma inside the oval, and edge density inside the oval compared with outside it.
+  // mean luma inside the oval, and the share of skin-coloured pixels there (a wide YCbCr
+  // range that covers light and dark skin alike). Hints only: the server decides.
   var probe = document.createElement("canvas");
   probe.width = 48; probe.height = 64;
   function frameStats() {
@@ -60,24 +62,22 @@
     if (vw / vh > target) { sw = vh * target; sx = (vw - sw) / 2; } else { sh = vw / target; sy = (vh - sh) / 2; }
     ctx.drawImage(video, sx, sy, sw, sh, 0, 0, w, h);
     var data = ctx.getImageData(0, 0, w, h).data;
-    var luma = new Float32Array(w * h);
-    for (var i = 0; i < w * h; i++) {
-      luma[i] = 0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2];
-    }
-    var inSum = 0, inCount = 0, inEdge = 0, outEdge = 0, outCount = 0;
+    var lumaSum = 0, skin = 0, count = 0;
     var cx = w / 2, cy = h * 0.48, rx = w * 0.33, ry = h * 0.36;
-    for (var y = 1; y < h - 1; y++) {
-      for (var x = 1; x < w - 1; x++) {
-        var k = y * w + x;
-        var edge = Math.abs(luma[k + 1] - luma[k - 1]) + Math.abs(luma[k + w] - luma[k - w]);
+    for (var y = 0; y < h; y++) {
+      for (var x = 0; x < w; x++) {
         var dx = (x - cx) / rx, dy = (y - cy) / ry;
-        if (dx * dx + dy * dy <= 1) { inSum += luma[k]; inCount++; inEdge += edge; } else { outEdge += edge; outCount++; }
+        if (dx * dx + dy * dy > 1) { continue; }
+        var i = 4 * (y * w + x), r = data[i], g = data[i + 1], b = data[i + 2];
+        var luma = 0.299 * r + 0.587 * g + 0.114 * b;
+        var cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b;
+        var cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b;
+        lumaSum += luma;
+        count++;
+        if (cb >= 77 && cb <= 127 && cr >= 133 && cr <= 173 && luma > 30) { skin++; }
       }
     }
-    return {
-      brightness: inCount ? inSum / inCount : 0,
-      edgeRatio: (inEdge / Math.max(inCount, 1)) / Math.max(outEdge / Math.max(outCount, 1), 1)
-    };
+    return { brightness: count ? lumaSum / count : 0, skin: count ? skin / count : 0 };
   }
 
   function updateHint() {
@@ -86,11 +86,12 @@
     if (!stats) { return; }
     var text = msg("ok"), good = true;
     if (stats.brightness < 70) { text = msg("light"); good = false; }
-    else if (stats.edgeRatio < 1.1) { text = msg("closer"); good = false; }
+    else if (stats.skin < 0.3) { text = msg("closer"); good = false; }
     hint.textContent = text;
     hint.className = "live-hint " + (good ? "good" : "bad");
     guide.classList.toggle("ok", good);
     section.setAttribute("data-brightness", String(Math.round(stats.brightness)));
+    section.setAttribute("data-skin", stats.skin.toFixed(2));
   }
 
   function cameraError(error) {
@@ -144,6 +145,7 @@
     captureButton.disabled = true;
     prompt.textContent = msg("blink");
     hint.textContent = "";
+    errorLine.hidden = true;
     var frames = [];
     var interval = duration / Math.max(frameCount - 1, 1);
     var chain = wait(600);
@@ -183,14 +185,15 @@
         return;
       }
       statusLine.textContent = "";
-      hint.textContent = answer.error || msg("neterror");
-      hint.className = "live-hint bad";
-      hint.setAttribute("role", "alert");
+      errorLine.textContent = answer.error || msg("neterror");
+      errorLine.hidden = false;
       busy = false;
       captureButton.disabled = false;
     }).catch(function () {
       prompt.textContent = "";
-      statusLine.textContent = msg("neterror");
+      statusLine.textContent = "";
+      errorLine.textContent = msg("neterror");
+      errorLine.hidden = false;
       busy = false;
       captureButton.disabled = false;
     });

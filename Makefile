@@ -10,7 +10,14 @@ TEST_DATABASE_URL ?= $(shell $(PYTHON) -c "import socket,sys; s=socket.socket();
 
 .PHONY: install run test test-sqlite lint format worker clean
 
-install: $(VENV)/.installed
+NPM := $(shell command -v npm 2>/dev/null)
+
+install: $(VENV)/.installed $(if $(NPM),node_modules/.package-lock.json)
+
+# Browser-test tooling only (axe-core); node_modules/ is not committed.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,4 +56,4 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf var test-artifacts
+	rm -rf var test-artifacts node_modules

@@ -23,6 +23,11 @@ class User(AbstractUser):
 
     face_failures = models.PositiveIntegerField(default=0)
     face_retry_not_before = models.DateTimeField(null=True, blank=True)
+    # Display preferences (the user's own choice, changed through guardians.services).
+    large_text = models.BooleanField(_("large text, high contrast"), default=False)
+    preferred_language = models.CharField(
+        _("preferred language"), max_length=10, blank=True, choices=settings.LANGUAGES
+    )
 
 
 class Clinic(models.Model):

@@ -193,3 +193,27 @@ def staff_results(user: User, action: str = StaffAction.VIEW) -> QuerySet:
     if not user.is_authenticated or not user.is_active:
         return TestResult.objects.none()
     return TestResult.objects.filter(clinic_id__in=_workspace_clinic_ids_q(user, action))
+
+
+# --- an elder's view of their own authorizations ------------------------------------------
+
+
+def authorizations_of_elder(user: User, at: dt.datetime | None = None) -> QuerySet[Authorization]:
+    """Authorizations in force at ``at`` under which someone may act for ``user`` (as the elder).
+
+    Pending and suspended ones are included too: the elder should see everyone who has been
+    registered for them and may ask for any of them to be removed.
+    """
+    at = at or timezone.now()
+    person = _person_of(user)
+    if person is None or not person.is_elder:
+        return Authorization.objects.none()
+    current = active_authorization_q(at) | Q(
+        status__in=(Authorization.Status.PENDING, Authorization.Status.SUSPENDED), valid_until__gt=at
+    )
+    return Authorization.objects.filter(current, elder=person)
+
+
+def is_elder_user(user: User) -> bool:
+    """True when ``user`` is an elder with their own login (the elder's own pages)."""
+    return can_look_up_self(user)

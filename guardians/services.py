@@ -821,3 +821,89 @@ def staff_sign_in_record(*, actor: Actor, username: str, ok: bool, reason: str =
             outcome="ok" if ok else (reason or "refused"),
             details={"username": username[:150]},
         )
+
+
+# --- the user's own preferences and requests (issue 6) ------------------------------------
+
+
+def user_preferences_update(
+    *, actor: Actor, user: User, large_text: bool | None = None, preferred_language: str | None = None
+) -> User:
+    """Change a user's own display preferences (elder mode, language). ``None`` leaves a value.
+
+    Only the user themselves may change them. The user row is locked so two tabs toggling at
+    once end in one of the two values, each change audited.
+    """
+    if actor.user is None or actor.user.pk != user.pk:
+        raise NotPermitted("Only you can change your own preferences.")
+    languages = {code for code, _name in settings.LANGUAGES}
+    if preferred_language is not None and preferred_language not in languages | {""}:
+        raise ServiceError("Unknown language.")
+    with transaction.atomic():
+        locked = get_user_model().objects.select_for_update().get(pk=user.pk)
+        changed: dict[str, object] = {}
+        if large_text is not None and locked.large_text != large_text:
+            locked.large_text = large_text
+            changed["large_text"] = large_text
+        if preferred_language is not None and locked.preferred_language != preferred_language:
+            locked.preferred_language = preferred_language
+            changed["preferred_language"] = preferred_language
+        if changed:
+            locked.save(update_fields=list(changed))
+            person = Person.objects.filter(user=locked).first()
+            audit_record(
+                actor=actor,
+                action="preferences.changed",
+                outcome="ok",
+                subject=person,
+                target=locked,
+                clinic=person.clinic if person else None,
+                details=changed,
+            )
+    user.large_text, user.preferred_language = locked.large_text, locked.preferred_language
+    return locked
+
+
+REMOVAL_REQUEST_ACTION = "authorization.removal_requested"
+
+
+def authorization_removal_request(*, actor: Actor, authorization_id: int, note: str = "") -> bool:
+    """The elder asks the clinic to remove one of their guardians' authorizations.
+
+    Nothing changes on the authorization itself: staff must revoke it after checking the
+    elder's ID in person (``authorization_revoke``). The request is an audit event
+    (``authorization.removal_requested``, clinic set) that the staff workspace lists. Only the
+    elder of a pending, active or suspended authorization may ask. The authorization row is
+    locked, so a request is recorded once per authorization: returns True when recorded now,
+    False when it had already been requested.
+    """
+    from lookups.models import AuditEvent
+
+    S = Authorization.Status
+    with transaction.atomic():
+        try:
+            authorization = Authorization.objects.select_for_update().select_related("elder").get(pk=authorization_id)
+        except (Authorization.DoesNotExist, ValueError, TypeError) as exc:
+            raise NotPermitted("No such authorization.") from exc
+        elder = authorization.elder
+        if actor.user is None or elder.user_id != actor.user.pk or not elder.is_elder:
+            raise NotPermitted("No such authorization.")
+        if authorization.status not in (S.PENDING, S.ACTIVE, S.SUSPENDED):
+            raise IllegalState("This authorization has already ended.")
+        already = AuditEvent.objects.filter(
+            action=REMOVAL_REQUEST_ACTION,
+            target_type=Authorization._meta.label,
+            target_id=str(authorization.pk),
+        ).exists()
+        if already:
+            return False
+        audit_record(
+            actor=actor,
+            action=REMOVAL_REQUEST_ACTION,
+            outcome="requested",
+            subject=elder,
+            target=authorization,
+            clinic=authorization.clinic,
+            details={"guardian": authorization.guardian_id, "note": (note or "").strip()[:300]},
+        )
+    return True

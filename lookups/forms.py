@@ -1,5 +1,12 @@
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+
+from . import face_pipeline
+
+# The camera page captures this many frames over BURST_DURATION_MS (see camera.js).
+BURST_FRAMES = 5
+BURST_DURATION_MS = 2000
 
 
 class OtpForm(forms.Form):
@@ -7,7 +14,9 @@ class OtpForm(forms.Form):
         label=_("6-digit code from your authenticator app"),
         min_length=6,
         max_length=8,
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "autofocus": True}),
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "autofocus": True, "pattern": "[0-9 ]*"}
+        ),
     )
 
     def clean_token(self) -> str:
@@ -18,7 +27,51 @@ class OtpForm(forms.Form):
 
 
 class FacePhotoForm(forms.Form):
+    """The upload fallback: one still photo (only where KINGUARD_ALLOW_STILL_UPLOAD)."""
+
     photo = forms.FileField(
         label=_("A photo of your face"),
         widget=forms.ClearableFileInput(attrs={"accept": "image/*", "capture": "user"}),
     )
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files under one name (Django's documented pattern for multiple uploads)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)] if data else []
+
+
+class FaceBurstForm(forms.Form):
+    """The camera burst: several JPEG frames in one multipart form (field ``frames``)."""
+
+    frames = MultipleFileField(required=False)
+
+    def clean_frames(self) -> list:
+        files = self.cleaned_data.get("frames") or []
+        if len(files) < 3:
+            raise forms.ValidationError(
+                _("The camera capture was too short. Keep your face in the frame until it finishes.")
+            )
+        if len(files) > face_pipeline.MAX_BURST_FRAMES:
+            raise forms.ValidationError(_("The camera capture was too long. Please retake it."))
+        return files
+
+
+def still_upload_allowed() -> bool:
+    return bool(settings.KINGUARD_ALLOW_STILL_UPLOAD)
+
+
+class LargeTextForm(forms.Form):
+    large_text = forms.TypedChoiceField(choices=[("1", "on"), ("0", "off")], coerce=lambda v: v == "1")

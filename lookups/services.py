@@ -296,6 +296,11 @@ def lookup_submit_face(*, actor: Actor, lookup_id: uuid.UUID | str, images: Sequ
     """
     if not images:
         raise LookupRefused("empty", _("Please take or choose a photo of your face."))
+    if len(images) == 1 and not settings.KINGUARD_ALLOW_STILL_UPLOAD:
+        # A single still defeats the burst's replay check: only where the deployment allows it.
+        from .selectors import face_reason_message
+
+        raise LookupRefused("still_not_allowed", face_reason_message("still_not_allowed"))
     # Decode before taking any lock: bad files are refused without touching the lookup.
     try:
         frames = [face_pipeline.load_probe_image(data) for data in images]
@@ -310,7 +315,9 @@ def lookup_submit_face(*, actor: Actor, lookup_id: uuid.UUID | str, images: Sequ
                 target=lookup,
                 clinic=lookup.elder.clinic,
             )
-        raise LookupRefused(exc.code, exc.message) from exc
+        from .selectors import face_reason_message
+
+        raise LookupRefused(exc.code, face_reason_message(exc.code)) from exc
 
     now = _now()
     refusal: LookupRefused | None = None

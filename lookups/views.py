@@ -1,32 +1,58 @@
-"""Guardian-facing pages. Thin: parse input, call a service, render.
+"""Guardian- and elder-facing pages. Thin: parse input, call a service or selector, render.
 
 Every lookup URL resolves the lookup through the services, which only ever find the
 requesting user's own lookups: anyone else's id answers 404, exactly like a missing one.
 """
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import formats, timezone, translation
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from django.views.i18n import set_language
 
 from guardians import permissions
+from guardians import services as guardian_services
 
 from . import selectors, services
 from .audit import Actor
-from .forms import FacePhotoForm, OtpForm
+from .forms import BURST_DURATION_MS, BURST_FRAMES, FaceBurstForm, FacePhotoForm, LargeTextForm, OtpForm
 from .models import LookupRequest
 
 State = LookupRequest.State
+LARGE_TEXT_COOKIE = "kinguard_large_text"
 
 
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect("login")
     return redirect("lookups:dashboard")
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, then the user's saved language (if any) becomes the language cookie."""
+
+    redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        language = getattr(self.request.user, "preferred_language", "")
+        if language:
+            translation.activate(language)
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                language,
+                max_age=settings.LANGUAGE_COOKIE_AGE,
+                samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            )
+        return response
 
 
 def _lookup_or_404(request: HttpRequest, lookup_id) -> LookupRequest:
@@ -46,6 +72,13 @@ def _step_url(lookup: LookupRequest) -> str:
     return reverse(names.get(lookup.state, "lookups:ended"), args=[lookup.pk])
 
 
+def _safe_next(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next") or request.META.get("HTTP_REFERER") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return fallback
+
+
 @login_required
 @never_cache
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -55,6 +88,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {
             "elders": selectors.elders_for_dashboard(request.user),
             "recent": selectors.recent_lookups(request.user),
+            "is_elder": permissions.is_elder_user(request.user),
             "is_staff_user": bool(permissions.staff_clinic_ids(request.user)) or request.user.is_superuser,
         },
     )
@@ -70,13 +104,16 @@ def start(request: HttpRequest, elder_public_id) -> HttpResponse:
     return redirect("lookups:otp", lookup.pk)
 
 
-def _refusal_message(request: HttpRequest, refusal: services.LookupRefused) -> None:
+def _refusal_text(refusal: services.LookupRefused) -> str:
     text = str(refusal)
     if refusal.retry_at is not None:
-        text += " " + _("You can try again after %(time)s.") % {
-            "time": refusal.retry_at.astimezone().strftime("%H:%M:%S")
-        }
-    messages.error(request, text)
+        when = formats.time_format(timezone.localtime(refusal.retry_at), "H:i:s")
+        text += " " + _("You can try again after %(time)s.") % {"time": when}
+    return text
+
+
+def _refusal_message(request: HttpRequest, refusal: services.LookupRefused) -> None:
+    messages.error(request, _refusal_text(refusal))
 
 
 @login_required
@@ -98,32 +135,74 @@ def otp(request: HttpRequest, lookup_id) -> HttpResponse:
     return render(request, "lookups/otp.html", {"lookup": lookup, "form": form, "step": 1})
 
 
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _face_answer(request: HttpRequest, lookup: LookupRequest, *, error: str = "", status: int = 200) -> HttpResponse:
+    """The camera script gets JSON; the plain upload form (no script) gets redirects."""
+    fresh = _lookup_or_404(request, lookup.pk)
+    next_url = _step_url(fresh)
+    if _wants_json(request):
+        return JsonResponse({"ok": not error, "error": error, "next": next_url}, status=status)
+    if error:
+        messages.error(request, error)
+    return redirect(next_url)
+
+
 @login_required
 @never_cache
 def face(request: HttpRequest, lookup_id) -> HttpResponse:
+    """Face step: the camera burst (``frames``), or one still photo (``photo``) where allowed."""
     lookup = _lookup_or_404(request, lookup_id)
     if lookup.state != State.AWAITING_FACE:
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "error": _("This step is not available now."), "next": _step_url(lookup)})
         return redirect(_step_url(lookup))
-    form = FacePhotoForm(request.POST or None, request.FILES or None)
+    allow_still = bool(settings.KINGUARD_ALLOW_STILL_UPLOAD)
+    photo_form = FacePhotoForm()
     status = 200
     if request.method == "POST":
-        if form.is_valid():
-            upload = form.cleaned_data["photo"]
+        images: list[bytes] = []
+        error = ""
+        if request.FILES.getlist("frames"):
+            burst = FaceBurstForm(request.POST, request.FILES)
+            if burst.is_valid():
+                images = [selectors.read_upload(f) for f in burst.cleaned_data["frames"]]
+            else:
+                error = " ".join(burst.errors.get("frames", [])) or _("Please retake it with the camera.")
+        elif not allow_still:
+            error = selectors.face_reason_message("still_not_allowed")
+        else:
+            photo_form = FacePhotoForm(request.POST, request.FILES)
+            if photo_form.is_valid():
+                images = [selectors.read_upload(photo_form.cleaned_data["photo"])]
+            elif not _wants_json(request):
+                status = 400
+            else:
+                error = _("Please take or choose a photo of your face.")
+        if images:
             try:
-                services.lookup_submit_face(
-                    actor=Actor.from_request(request), lookup_id=lookup.pk, images=[selectors.read_upload(upload)]
-                )
+                services.lookup_submit_face(actor=Actor.from_request(request), lookup_id=lookup.pk, images=images)
             except services.FaceCheckingUnavailable:
+                if _wants_json(request):
+                    return JsonResponse(
+                        {"ok": False, "error": _("Face checking is unavailable right now."), "next": ""}, status=503
+                    )
                 return render(request, "lookups/unavailable.html", {"lookup": lookup}, status=503)
             except services.LookupRefused as refusal:
-                _refusal_message(request, refusal)
-                return redirect(_step_url(_lookup_or_404(request, lookup_id)))
-            return redirect("lookups:wait", lookup.pk)
-        status = 400
+                return _face_answer(request, lookup, error=_refusal_text(refusal), status=400)
+            return _face_answer(request, lookup)
+        if error:
+            return _face_answer(request, lookup, error=error, status=400)
     context = {
         "lookup": lookup,
-        "form": form,
+        "form": photo_form,
         "step": 2,
+        "allow_still_upload": allow_still,
+        "burst_frames": BURST_FRAMES,
+        "burst_duration_ms": BURST_DURATION_MS,
+        "clinic": selectors.clinic_of_lookup(lookup),
         "last_check": selectors.last_face_check(lookup),
         "retry_at": services.face_retry_not_before(request.user),
     }
@@ -136,7 +215,9 @@ def wait(request: HttpRequest, lookup_id) -> HttpResponse:
     lookup = _lookup_or_404(request, lookup_id)
     if lookup.state != State.CHECKING_FACE:
         return redirect(_step_url(lookup))
-    return render(request, "lookups/wait.html", {"lookup": lookup, "step": 3})
+    return render(
+        request, "lookups/wait.html", {"lookup": lookup, "step": 3, "clinic": selectors.clinic_of_lookup(lookup)}
+    )
 
 
 @login_required
@@ -145,13 +226,15 @@ def wait(request: HttpRequest, lookup_id) -> HttpResponse:
 def status(request: HttpRequest, lookup_id) -> JsonResponse:
     lookup = _lookup_or_404(request, lookup_id)
     check = selectors.last_face_check(lookup)
+    done = lookup.state != State.CHECKING_FACE
     return JsonResponse(
         {
             "state": lookup.state,
             "label": str(lookup.get_state_display()),
-            "done": lookup.state != State.CHECKING_FACE,
+            "done": done,
             "next": _step_url(lookup),
-            "message": selectors.face_check_message(check) if lookup.state != State.CHECKING_FACE else "",
+            "outcome": (check.outcome if check else "") if done else "",
+            "message": selectors.face_check_message(check) if done else "",
         }
     )
 
@@ -166,7 +249,11 @@ def results(request: HttpRequest, lookup_id) -> HttpResponse:
     except services.LookupRefused as refusal:
         _refusal_message(request, refusal)
         return redirect(_step_url(_lookup_or_404(request, lookup_id)))
-    return render(request, "lookups/results.html", {"lookup": view.lookup, "results": view.results})
+    return render(
+        request,
+        "lookups/results.html",
+        {"lookup": view.lookup, "results": view.results, "step": 3, "clinic": selectors.clinic_of_lookup(view.lookup)},
+    )
 
 
 @login_required
@@ -182,6 +269,7 @@ def ended(request: HttpRequest, lookup_id) -> HttpResponse:
             "lookup": lookup,
             "reason": selectors.end_reason_message(lookup),
             "last_check": selectors.last_face_check(lookup),
+            "clinic": selectors.clinic_of_lookup(lookup),
         },
     )
 
@@ -194,3 +282,101 @@ def cancel(request: HttpRequest, lookup_id) -> HttpResponse:
     except services.LookupNotFound as exc:
         raise Http404 from exc
     return redirect("lookups:dashboard")
+
+
+# --- display preferences ------------------------------------------------------------------
+
+
+@require_POST
+def large_text(request: HttpRequest) -> HttpResponse:
+    """Elder mode on/off: saved on the account when signed in, in a cookie before sign-in."""
+    form = LargeTextForm(request.POST)
+    response = HttpResponseRedirect(_safe_next(request, reverse("home")))
+    if not form.is_valid():
+        return response
+    enabled = form.cleaned_data["large_text"]
+    if request.user.is_authenticated:
+        guardian_services.user_preferences_update(
+            actor=Actor.from_request(request), user=request.user, large_text=enabled
+        )
+    response.set_cookie(LARGE_TEXT_COOKIE, "1" if enabled else "0", max_age=365 * 24 * 3600, samesite="Lax")
+    return response
+
+
+@require_POST
+def language(request: HttpRequest) -> HttpResponse:
+    """Django's ``set_language`` (cookie + redirect), and the choice saved for a signed-in user."""
+    code = request.POST.get("language", "")
+    if request.user.is_authenticated and code in dict(settings.LANGUAGES):
+        guardian_services.user_preferences_update(
+            actor=Actor.from_request(request), user=request.user, preferred_language=code
+        )
+    return set_language(request)
+
+
+# --- the elder's own pages ----------------------------------------------------------------
+
+
+def _elder_or_404(request: HttpRequest):
+    person = selectors.own_person(request.user)
+    if person is None:
+        raise Http404
+    return person
+
+
+@login_required
+@never_cache
+def my_page(request: HttpRequest) -> HttpResponse:
+    person = _elder_or_404(request)
+    return render(request, "lookups/me.html", {"person": person, "clinic": person.clinic})
+
+
+@login_required
+@never_cache
+def looked_me_up(request: HttpRequest) -> HttpResponse:
+    person = _elder_or_404(request)
+    rows = selectors.lookup_history_of_elder(person)
+    return render(request, "lookups/looked_me_up.html", {"person": person, "rows": rows, "clinic": person.clinic})
+
+
+@login_required
+@never_cache
+def my_guardians(request: HttpRequest) -> HttpResponse:
+    person = _elder_or_404(request)
+    authorizations = selectors.guardians_of_elder(request.user)
+    return render(
+        request,
+        "lookups/my_guardians.html",
+        {
+            "person": person,
+            "authorizations": authorizations,
+            "requested": selectors.removal_requested_ids(authorizations),
+            "clinic": person.clinic,
+        },
+    )
+
+
+@login_required
+@require_POST
+def request_removal(request: HttpRequest, authorization_id: int) -> HttpResponse:
+    _elder_or_404(request)
+    try:
+        recorded = guardian_services.authorization_removal_request(
+            actor=Actor.from_request(request), authorization_id=authorization_id
+        )
+    except guardian_services.NotPermitted as exc:
+        raise Http404 from exc
+    except guardian_services.IllegalState:
+        messages.error(request, _("This authorization has already ended."))
+        return redirect("lookups:my_guardians")
+    if recorded:
+        messages.success(
+            request,
+            _(
+                "Your request was sent to the clinic. To finish, please visit the clinic with your ID card: "
+                "the staff will remove this guardian."
+            ),
+        )
+    else:
+        messages.info(request, _("You already asked the clinic to remove this guardian."))
+    return redirect("lookups:my_guardians")

@@ -171,7 +171,8 @@ def test_readyz_reports_missing_face_workers(client, monkeypatch):
 
 
 def test_check_deploy_passes_with_production_settings():
-    env = {k: v for k, v in os.environ.items() if k not in FULL_ENV}
+    # The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE for Playwright; a deployment never has it.
+    env = {k: v for k, v in os.environ.items() if k not in FULL_ENV and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(FULL_ENV, DJANGO_SETTINGS_MODULE="config.settings.production")
     env["SECRET_KEY"] = "k9$Qz!v2Lr#8pT@w5Nc^1Hy&6Jm*3Bd(7Gf)0Xs_4Ua+Ve=Zo-LongEnough"
     result = subprocess.run(

@@ -76,7 +76,7 @@ TEMPLATES = [
 
 
 def database_from_env(default_url: str) -> dict:
-    url = os.environ.get("DATABASE_URL", default_url)
+    url = os.environ.get("DATABASE_URL") or default_url
     config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE transactions take the write lock up front, so concurrent writers queue
@@ -187,6 +187,9 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-lookups": {"task": "lookups.tasks.sweep_stale", "schedule": timedelta(minutes=1)},
+    "verify-audit-chain": {"task": "lookups.tasks.verify_audit_chain", "schedule": timedelta(hours=1)},
+    "detect-anomalies": {"task": "lookups.tasks.detect_anomalies", "schedule": timedelta(minutes=10)},
+    "queue-expiry-notices": {"task": "lookups.tasks.queue_expiry_notices", "schedule": timedelta(hours=6)},
 }
 
 LOGGING = {
@@ -199,3 +202,32 @@ LOGGING = {
 
 # Labeled test faces (never copied into the repository; see README).
 KINGUARD_FACES_DIR = Path(os.environ.get("KINGUARD_FACES_DIR", BASE_DIR.parent / "shared" / "faces"))
+
+# --- Audit and oversight --------------------------------------------------------------
+# Who hears about a broken audit chain (besides ADMINS): comma-separated emails.
+ADMINS = [("Kinguard admin", email) for email in env_list("KINGUARD_ADMIN_EMAILS")]
+KINGUARD_ALERT_EMAILS = env_list("KINGUARD_ALERT_EMAILS")
+SERVER_EMAIL = os.environ.get("KINGUARD_SERVER_EMAIL", "kinguard@localhost")
+DEFAULT_FROM_EMAIL = os.environ.get("KINGUARD_FROM_EMAIL", "kinguard@localhost")
+EMAIL_SUBJECT_PREFIX = "[Kinguard] "
+# Elder notices: email through Django's EMAIL_BACKEND, SMS through this backend.
+KINGUARD_SMS_BACKEND = os.environ.get("KINGUARD_SMS_BACKEND", "lookups.oversight.sms.ConsoleSmsBackend")
+KINGUARD_SMS_FILE_PATH = Path(os.environ.get("KINGUARD_SMS_FILE_PATH", VAR_DIR / "sms" / "outbox.jsonl"))
+KINGUARD_NOTICE_EXPIRY_DAYS = int(os.environ.get("KINGUARD_NOTICE_EXPIRY_DAYS", "7"))
+KINGUARD_NOTICE_MAX_ATTEMPTS = int(os.environ.get("KINGUARD_NOTICE_MAX_ATTEMPTS", "8"))
+# Anomaly rules (lookups.oversight.anomalies); windows are epoch-aligned, in UTC.
+KINGUARD_ANOMALY_MANY_ELDERS = int(os.environ.get("KINGUARD_ANOMALY_MANY_ELDERS", "4"))
+KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS = int(os.environ.get("KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS", "24"))
+KINGUARD_ANOMALY_OTP_FAILURES = int(os.environ.get("KINGUARD_ANOMALY_OTP_FAILURES", "5"))
+KINGUARD_ANOMALY_FACE_FAILURES = int(os.environ.get("KINGUARD_ANOMALY_FACE_FAILURES", "5"))
+KINGUARD_ANOMALY_FAILURE_WINDOW_MINUTES = int(os.environ.get("KINGUARD_ANOMALY_FAILURE_WINDOW_MINUTES", "60"))
+KINGUARD_ANOMALY_SHARED_IP_ACCOUNTS = int(os.environ.get("KINGUARD_ANOMALY_SHARED_IP_ACCOUNTS", "4"))
+KINGUARD_ANOMALY_SHARED_IP_WINDOW_HOURS = int(os.environ.get("KINGUARD_ANOMALY_SHARED_IP_WINDOW_HOURS", "24"))
+# Quiet hours in local time (TIME_ZONE), [first, last): lookups then count as unusual.
+KINGUARD_ANOMALY_QUIET_HOURS = (
+    int(os.environ.get("KINGUARD_ANOMALY_QUIET_FROM", "0")),
+    int(os.environ.get("KINGUARD_ANOMALY_QUIET_TO", "5")),
+)
+KINGUARD_ANOMALY_UNUSUAL_HOURS_MIN = int(os.environ.get("KINGUARD_ANOMALY_UNUSUAL_HOURS_MIN", "2"))
+KINGUARD_ANOMALY_QUICK_USE_MINUTES = int(os.environ.get("KINGUARD_ANOMALY_QUICK_USE_MINUTES", "30"))
+KINGUARD_ANOMALY_LOOKBACK_HOURS = int(os.environ.get("KINGUARD_ANOMALY_LOOKBACK_HOURS", "48"))

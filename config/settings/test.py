@@ -15,3 +15,4 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 CELERY_TASK_ALWAYS_EAGER = False
+KINGUARD_SMS_BACKEND = "lookups.oversight.sms.LocmemSmsBackend"

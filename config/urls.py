@@ -4,15 +4,19 @@ from django.urls import include, path
 from django_otp.admin import OTPAdminSite
 
 from lookups import views as lookup_views
+from lookups.oversight import admin_mixins as oversight_admin
+from lookups.oversight.views import AuditedLoginView
 
 # Staff must present a verified OTP device to reach the admin.
 admin.site.__class__ = OTPAdminSite
+# ...whose sign-ins, record views and every change are audited (lookups.oversight).
+oversight_admin.install(admin.site)
 admin.site.site_header = "Kinguard administration"
 admin.site.site_title = "Kinguard"
 
 urlpatterns = [
     path("", lookup_views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", AuditedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("lookups/", include("lookups.urls")),
     path("admin/", admin.site.urls),

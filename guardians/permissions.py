@@ -156,3 +156,8 @@ def people_visible_to_auditor(user: User) -> QuerySet[Person]:
     """People whose access report ``user`` may read (auditors' and managers' clinics)."""
     scope = audit_scope_q(user)
     return Person.objects.all() if scope is None else Person.objects.filter(scope)
+
+
+def authorizations_visible_to_auditor(user: User) -> QuerySet[Authorization]:
+    scope = audit_scope_q(user)
+    return Authorization.objects.all() if scope is None else Authorization.objects.filter(scope)

@@ -176,6 +176,7 @@ class AuditEvent(models.Model):
             # oversight: auditors' clinic-scoped lists and the anomaly detector's windows
             models.Index(fields=["clinic", "-sequence"], name="audit_clinic_seq_idx"),
             models.Index(fields=["action", "created_at"], name="audit_action_time_idx"),
+            models.Index(fields=["actor_label", "-sequence"], name="audit_actor_label_seq_idx"),
         ]
 
     def __str__(self) -> str:

@@ -50,7 +50,8 @@ class TestResultAdmin(AuditedRecordViewMixin, admin.ModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        form.base_fields["elder"].queryset = permissions.people_visible_to_staff(request.user).filter(is_elder=True)
+        if "elder" in form.base_fields:  # absent on the read-only detail page
+            form.base_fields["elder"].queryset = permissions.people_visible_to_staff(request.user).filter(is_elder=True)
         return form
 
     def has_change_permission(self, request, obj=None) -> bool:

@@ -60,9 +60,10 @@ def detect_anomalies() -> dict:
 
 @shared_task
 def queue_expiry_notices() -> int:
-    """Beat: tell elders about authorizations ending within KINGUARD_NOTICE_EXPIRY_DAYS."""
-    from .oversight.notices import notices_queue_expiring
+    """Beat: tell elders about authorizations ending soon; re-publish notices never attempted."""
+    from .oversight.notices import notices_queue_expiring, notices_requeue_stale
 
+    notices_requeue_stale()
     return notices_queue_expiring()
 
 

@@ -189,7 +189,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stale-lookups": {"task": "lookups.tasks.sweep_stale", "schedule": timedelta(minutes=1)},
     "verify-audit-chain": {"task": "lookups.tasks.verify_audit_chain", "schedule": timedelta(hours=1)},
     "detect-anomalies": {"task": "lookups.tasks.detect_anomalies", "schedule": timedelta(minutes=10)},
-    "queue-expiry-notices": {"task": "lookups.tasks.queue_expiry_notices", "schedule": timedelta(hours=6)},
+    "queue-expiry-notices": {"task": "lookups.tasks.queue_expiry_notices", "schedule": timedelta(minutes=15)},
 }
 
 LOGGING = {
@@ -215,6 +215,7 @@ KINGUARD_SMS_BACKEND = os.environ.get("KINGUARD_SMS_BACKEND", "lookups.oversight
 KINGUARD_SMS_FILE_PATH = Path(os.environ.get("KINGUARD_SMS_FILE_PATH", VAR_DIR / "sms" / "outbox.jsonl"))
 KINGUARD_NOTICE_EXPIRY_DAYS = int(os.environ.get("KINGUARD_NOTICE_EXPIRY_DAYS", "7"))
 KINGUARD_NOTICE_MAX_ATTEMPTS = int(os.environ.get("KINGUARD_NOTICE_MAX_ATTEMPTS", "8"))
+KINGUARD_NOTICE_REQUEUE_MINUTES = int(os.environ.get("KINGUARD_NOTICE_REQUEUE_MINUTES", "15"))
 # Anomaly rules (lookups.oversight.anomalies); windows are epoch-aligned, in UTC.
 KINGUARD_ANOMALY_MANY_ELDERS = int(os.environ.get("KINGUARD_ANOMALY_MANY_ELDERS", "4"))
 KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS = int(os.environ.get("KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS", "24"))

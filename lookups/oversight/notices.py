@@ -6,7 +6,9 @@ transaction (the one that writes the event), unique per (kind, object_key), and 
 ``send_notice`` with ``delay_on_commit``. ``notice_send`` locks the row, returns at once
 if it was already sent, and records per channel (email, SMS) what went out, so a task that
 is retried or redelivered never sends a message twice. Sending never blocks a lookup: it
-happens on the Celery ``default`` queue, retried with exponential backoff.
+happens on the Celery ``default`` queue (published after commit, like ``delay_on_commit``,
+but a broker outage is logged instead of failing the request, and the beat task publishes
+pending notices again), retried with exponential backoff.
 """
 
 from __future__ import annotations
@@ -65,10 +67,37 @@ def notice_queue(*, actor: Actor, kind: str, object_key: str, person: Person, co
         clinic=person.clinic,
         details={"kind": kind},
     )
+    notice_id = notice.pk
+    transaction.on_commit(lambda: _enqueue(notice_id), robust=True)
+    return notice
+
+
+def _enqueue(notice_id: int) -> None:
+    """Publish ``send_notice`` after commit. A broker outage never fails the caller's request:
+    the notice stays pending and ``notices_requeue_stale`` (beat) publishes it again."""
     from ..tasks import send_notice
 
-    send_notice.delay_on_commit(notice.pk)
-    return notice
+    try:
+        send_notice.delay(notice_id)
+    except Exception:
+        logger.warning("notice %s could not be queued now; the beat task will retry", notice_id, exc_info=True)
+
+
+def notices_requeue_stale(*, now: dt.datetime | None = None) -> int:
+    """Publish again the notices still pending and never attempted after a grace period (beat).
+
+    Safe even when the first message is merely late: ``notice_send`` sends each notice once.
+    """
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(minutes=settings.KINGUARD_NOTICE_REQUEUE_MINUTES)
+    stale = list(
+        Notice.objects.filter(status=Notice.Status.PENDING, attempts=0, created_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )[:1000]
+    )
+    for notice_id in stale:
+        _enqueue(notice_id)
+    return len(stale)
 
 
 # --- hooks called by the services ---------------------------------------------------------

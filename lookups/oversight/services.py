@@ -55,7 +55,7 @@ def login_record_success(*, actor: Actor, via: str) -> None:
         subject=Person.objects.filter(user_id=user.pk).first() if user else None,
         target=user,
         clinic=home_clinic_of(user),
-        details={"via": via, "otp_verified": bool(getattr(user, "is_verified", lambda: False)())},
+        details={"via": via, "otp_verified": getattr(user, "otp_device", None) is not None},
     )
 
 

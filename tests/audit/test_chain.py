@@ -114,7 +114,11 @@ def test_reordered_rows_are_detected(chain):
 def test_postgresql_trigger_refuses_raw_update_and_delete(chain):
     if connection.vendor != "postgresql":
         pytest.skip("the append-only trigger exists on PostgreSQL only")
-    for sql in ("UPDATE lookups_auditevent SET outcome = 'x' WHERE sequence = %s", "DELETE FROM lookups_auditevent WHERE sequence = %s"):
+    refused = (
+        "UPDATE lookups_auditevent SET outcome = 'x' WHERE sequence = %s",
+        "DELETE FROM lookups_auditevent WHERE sequence = %s",
+    )
+    for sql in refused:
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             raw(sql, [chain[0].sequence])
     assert verify_chain() == (6, None)

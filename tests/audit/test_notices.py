@@ -143,9 +143,10 @@ def test_authorization_created_approved_revoked_each_notify_once(staff, manager,
         relationship="child",
         consent_basis="elder_present",
     )
-    guardian_services.authorization_approve(actor=Actor.for_user(manager), authorization_id=authorization.pk)
-    guardian_services.authorization_suspend(actor=Actor.for_user(manager), authorization_id=authorization.pk, reason="x")
-    guardian_services.authorization_revoke(actor=Actor.for_user(manager), authorization_id=authorization.pk, reason="y")
+    by_manager = {"actor": Actor.for_user(manager), "authorization_id": authorization.pk}
+    guardian_services.authorization_approve(**by_manager)
+    guardian_services.authorization_suspend(**by_manager, reason="suspension is not announced")
+    guardian_services.authorization_revoke(**by_manager, reason="at the elder's request")
     assert list(Notice.objects.order_by("pk").values_list("kind", flat=True)) == [
         Kind.AUTHORIZATION_CREATED,
         Kind.AUTHORIZATION_APPROVED,

@@ -121,7 +121,12 @@ def audit_clinic_ids(user: User) -> set[int] | None:
         return set()
     if user.is_superuser:
         return None
-    return staff_clinic_ids(user, AUDIT_ROLES)
+    # Cached on the user object, like Django's own permission cache: one query per request.
+    cached = getattr(user, "_kinguard_audit_clinic_ids", None)
+    if cached is None:
+        cached = frozenset(staff_clinic_ids(user, AUDIT_ROLES))
+        user._kinguard_audit_clinic_ids = cached
+    return set(cached)
 
 
 def can_view_audit(user: User, clinic: Clinic | int | None = None) -> bool:

@@ -22,6 +22,8 @@ def _estimate_rows(queryset) -> int | None:
     connection = connections[queryset.db]
     if connection.vendor != "postgresql":
         return None
+    if queryset.query.is_empty():
+        return 0
     model = queryset.model
     with connection.cursor() as cursor:
         if not queryset.query.where:

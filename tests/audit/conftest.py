@@ -1,10 +1,21 @@
 import pytest
+from django.db import connection
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from guardians.models import StaffMembership
 from lookups.oversight.sms import LocmemSmsBackend
 from tests import factories
+from tests.conftest import IN_CI
+
+
+def require_postgresql() -> None:
+    """Skip on SQLite (fail under CI=true, where the suite must run on PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        message = "needs PostgreSQL (set DATABASE_URL=postgres://...)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def otp_login(client, user) -> None:

@@ -15,7 +15,7 @@ from lookups import tasks
 from lookups.audit import Actor, audit_record, verify_chain
 from lookups.models import AnomalyFlag, AuditEvent
 from lookups.oversight.services import audit_chain_check
-from tests.audit.conftest import otp_login
+from tests.audit.conftest import otp_login, require_postgresql
 
 pytestmark = pytest.mark.django_db
 TABLE = AuditEvent._meta.db_table
@@ -112,8 +112,7 @@ def test_reordered_rows_are_detected(chain):
 
 
 def test_postgresql_trigger_refuses_raw_update_and_delete(chain):
-    if connection.vendor != "postgresql":
-        pytest.skip("the append-only trigger exists on PostgreSQL only")
+    require_postgresql()  # the append-only trigger exists on PostgreSQL only
     refused = (
         "UPDATE lookups_auditevent SET outcome = 'x' WHERE sequence = %s",
         "DELETE FROM lookups_auditevent WHERE sequence = %s",

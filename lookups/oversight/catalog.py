@@ -83,6 +83,16 @@ OUTCOMES: list[tuple[str, str]] = [
     ("open", "Open"),
     ("acknowledged", "Acknowledged"),
     ("resolved", "Resolved"),
+    ("awaiting_otp", "Awaiting OTP (lookup started)"),
+    ("new", "New (enrollment)"),
+    ("replaced", "Replaced (enrollment)"),
+    ("confirmed", "Confirmed"),
+    ("unconfirmed", "Unconfirmed"),
+    ("no_device", "No OTP device"),
+    ("broker_unavailable", "Broker unavailable"),
+    ("will_retry", "Will retry"),
+    ("no_contact", "No contact on file"),
+    ("discarded", "Discarded"),
 ]
 
 # What an elder's access report groups into one lookup row.

@@ -96,7 +96,7 @@ def stacked_bars(title: str, days: list[dt.date], series: dict[str, list[int]]) 
 def rate_lines(title: str, days: list[dt.date], series: dict[str, list[float | None]]) -> SafeString:
     """Percentages per day as lines with dots; days without attempts leave a gap."""
     values = [v for line in series.values() for v in line if v is not None]
-    y_max = min(100.0, _nice_max(max(values, default=0))) or 100.0
+    y_max = min(100.0, _nice_max(max(values))) if values and max(values) > 0 else 100.0
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(days))
     parts = _frame(title, y_max, "%", days)

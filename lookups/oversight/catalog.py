@@ -93,6 +93,13 @@ OUTCOMES: list[tuple[str, str]] = [
     ("will_retry", "Will retry"),
     ("no_contact", "No contact on file"),
     ("discarded", "Discarded"),
+    # anomaly.flagged carries the rule as its outcome
+    ("many_elders", "Anomaly: many elders"),
+    ("otp_failures", "Anomaly: OTP failures"),
+    ("face_failures", "Anomaly: face failures"),
+    ("shared_ip", "Anomaly: shared IP"),
+    ("unusual_hours", "Anomaly: unusual hours"),
+    ("quick_use", "Anomaly: quick use"),
 ]
 
 # What an elder's access report groups into one lookup row.

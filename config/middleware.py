@@ -51,6 +51,12 @@ SESSION_STARTED = "_kg_session_started"
 SESSION_LAST_SEEN = "_kg_last_seen"
 
 
+def start_session_clock(sender, request, user, **kwargs) -> None:
+    """``user_logged_in`` receiver: a new sign-in starts both session-limit clocks."""
+    if request is not None and hasattr(request, "session"):
+        request.session[SESSION_STARTED] = request.session[SESSION_LAST_SEEN] = time.time()
+
+
 class SessionLimitsMiddleware:
     """Sign the user out after KINGUARD_SESSION_IDLE_SECONDS without a request, or
     KINGUARD_SESSION_ABSOLUTE_SECONDS after sign-in, whichever comes first."""

@@ -8,6 +8,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from lookups import face_pipeline
 from lookups.audit import Actor
+from lookups.oversight.admin_mixins import AuditedRecordViewMixin
+from lookups.oversight.services import person_view_record
 
 from . import id_numbers, permissions, services
 from .models import Authorization, Clinic, FaceEnrollment, Person, StaffMembership, User
@@ -59,11 +61,14 @@ class PersonRegisterForm(forms.ModelForm):
 
 
 @admin.register(Person)
-class PersonAdmin(ReadOnlyAfterCreateMixin, admin.ModelAdmin):
+class PersonAdmin(AuditedRecordViewMixin, ReadOnlyAfterCreateMixin, admin.ModelAdmin):
     list_display = ("full_name", "id_number_masked", "clinic", "is_elder", "is_guardian", "user")
     list_filter = ("clinic", "is_elder", "is_guardian")
     search_fields = ("full_name",)
     list_select_related = ("clinic", "user")
+
+    def audit_record_view(self, actor, obj) -> None:
+        person_view_record(actor=actor, person=obj)
 
     def get_queryset(self, request):
         return permissions.people_visible_to_staff(request.user).select_related("clinic", "user")

@@ -217,3 +217,61 @@ def authorizations_of_elder(user: User, at: dt.datetime | None = None) -> QueryS
 def is_elder_user(user: User) -> bool:
     """True when ``user`` is an elder with their own login (the elder's own pages)."""
     return can_look_up_self(user)
+
+
+# --- audit and oversight ------------------------------------------------------------------
+
+AUDIT_ROLES = (StaffMembership.Role.AUDITOR, StaffMembership.Role.MANAGER)
+
+
+def audit_clinic_ids(user: User) -> set[int] | None:
+    """Clinics whose audit log ``user`` may read: None means every clinic (superuser)."""
+    if not user.is_authenticated or not user.is_active:
+        return set()
+    if user.is_superuser:
+        return None
+    # Cached on the user object, like Django's own permission cache: one query per request.
+    cached = getattr(user, "_kinguard_audit_clinic_ids", None)
+    if cached is None:
+        cached = frozenset(staff_clinic_ids(user, AUDIT_ROLES))
+        user._kinguard_audit_clinic_ids = cached
+    return set(cached)
+
+
+def can_view_audit(user: User, clinic: Clinic | int | None = None) -> bool:
+    """Auditors and managers read the audit log of their clinics; ``clinic=None``: of any clinic."""
+    clinic_ids = audit_clinic_ids(user)
+    if clinic_ids is None:
+        return True
+    if clinic is None:
+        return bool(clinic_ids)
+    return (clinic if isinstance(clinic, int) else clinic.pk) in clinic_ids
+
+
+def can_handle_anomalies(user: User, clinic: Clinic | int | None) -> bool:
+    """Acknowledging and resolving an anomaly flag: the same people who may read its clinic's log.
+
+    A flag with no clinic (e.g. a broken audit chain) can only be handled by a superuser.
+    """
+    if clinic is None:
+        return audit_clinic_ids(user) is None
+    return can_view_audit(user, clinic)
+
+
+def audit_scope_q(user: User, prefix: str = "") -> Q | None:
+    """Q restricting rows with a ``clinic`` to the user's audit clinics (None: no restriction)."""
+    clinic_ids = audit_clinic_ids(user)
+    if clinic_ids is None:
+        return None
+    return Q(**{f"{prefix}clinic_id__in": sorted(clinic_ids)})
+
+
+def people_visible_to_auditor(user: User) -> QuerySet[Person]:
+    """People whose access report ``user`` may read (auditors' and managers' clinics)."""
+    scope = audit_scope_q(user)
+    return Person.objects.all() if scope is None else Person.objects.filter(scope)
+
+
+def authorizations_visible_to_auditor(user: User) -> QuerySet[Authorization]:
+    scope = audit_scope_q(user)
+    return Authorization.objects.all() if scope is None else Authorization.objects.filter(scope)

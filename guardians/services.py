@@ -18,6 +18,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from lookups.audit import Actor, audit_record
+from lookups.oversight.notices import notice_authorization_changed
 
 from . import crypto, id_numbers, permissions
 from .models import Authorization, Clinic, FaceConsent, FaceEnrollment, IdentityCheck, Person
@@ -262,6 +263,7 @@ def authorization_create(
             clinic=elder.clinic,
             details={"guardian": guardian.pk, "relationship": relationship, "valid_until": valid_until},
         )
+        notice_authorization_changed(actor=actor, authorization=authorization, change="created")
     return authorization
 
 
@@ -291,6 +293,7 @@ def authorization_approve(*, actor: Actor, authorization_id: int) -> Authorizati
             target=authorization,
             clinic=authorization.clinic,
         )
+        notice_authorization_changed(actor=actor, authorization=authorization, change="approved")
     return authorization
 
 
@@ -329,6 +332,8 @@ def _authorization_end(
             clinic=authorization.clinic,
             details={"reason": reason[:300], "requested_by": requested_by},
         )
+        if new_status == Authorization.Status.REVOKED:
+            notice_authorization_changed(actor=actor, authorization=authorization, change="revoked")
     return authorization
 
 

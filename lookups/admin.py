@@ -8,7 +8,9 @@ from guardians import permissions
 
 from . import services
 from .audit import Actor
-from .models import AuditEvent, FaceCheck, LookupRequest, TestResult
+from .models import FaceCheck, LookupRequest, TestResult
+from .oversight.admin_mixins import AuditedRecordViewMixin
+from .oversight.services import result_view_record
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,7 +37,7 @@ class TestResultForm(forms.ModelForm):
 
 
 @admin.register(TestResult)
-class TestResultAdmin(admin.ModelAdmin):
+class TestResultAdmin(AuditedRecordViewMixin, admin.ModelAdmin):
     form = TestResultForm
     list_display = ("elder", "kind", "sampled_at", "result", "lab", "reported_at")
     list_filter = ("kind", "clinic")
@@ -48,7 +50,8 @@ class TestResultAdmin(admin.ModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        form.base_fields["elder"].queryset = permissions.people_visible_to_staff(request.user).filter(is_elder=True)
+        if "elder" in form.base_fields:  # absent on the read-only detail page
+            form.base_fields["elder"].queryset = permissions.people_visible_to_staff(request.user).filter(is_elder=True)
         return form
 
     def has_change_permission(self, request, obj=None) -> bool:
@@ -56,6 +59,9 @@ class TestResultAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def audit_record_view(self, actor, obj) -> None:
+        result_view_record(actor=actor, result=obj)
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -108,9 +114,5 @@ class FaceCheckAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("sequence", "created_at", "actor_label", "action", "outcome", "subject", "ip")
-    list_filter = ("action",)
-    list_select_related = ("subject",)
-    show_full_result_count = False
+# The audit log, reports, export, dashboard, anomaly flags and notices.
+from .oversight import admin as oversight_admin  # noqa: E402, F401

@@ -196,6 +196,10 @@ class AuditEvent(models.Model):
             models.Index(fields=["subject", "-sequence"]),
             models.Index(fields=["actor", "-sequence"]),
             models.Index(fields=["created_at"]),
+            # oversight: auditors' clinic-scoped lists and the anomaly detector's windows
+            models.Index(fields=["clinic", "-sequence"], name="audit_clinic_seq_idx"),
+            models.Index(fields=["action", "created_at"], name="audit_action_time_idx"),
+            models.Index(fields=["actor_label", "-sequence"], name="audit_actor_label_seq_idx"),
         ]
 
     def __str__(self) -> str:
@@ -218,3 +222,108 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"Audit chain head at #{self.last_sequence}"
+
+
+# --- oversight: anomaly flags and elder notices ------------------------------------------
+
+
+class AnomalyFlag(models.Model):
+    """A suspicious pattern found in the log by the periodic detector (``lookups.oversight``).
+
+    One row per (rule, key, window_start): running the detector again over the same window
+    updates the evidence of the existing flag instead of raising a new one. Handled through
+    ``anomaly_acknowledge`` / ``anomaly_resolve`` (who and when are recorded and audited).
+    """
+
+    class Rule(models.TextChoices):
+        MANY_ELDERS = "many_elders", _("One account looked up many different elders")
+        OTP_FAILURES = "otp_failures", _("Burst of one-time code failures on an account")
+        FACE_FAILURES = "face_failures", _("Burst of face check failures on an account")
+        SHARED_IP = "shared_ip", _("One IP address used by many accounts")
+        UNUSUAL_HOURS = "unusual_hours", _("Lookups at unusual hours")
+        QUICK_USE = "quick_use", _("Authorization used minutes after it was created")
+        CHAIN_BROKEN = "chain_broken", _("Audit chain verification failed")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        RESOLVED = "resolved", _("Resolved")
+
+    rule = models.CharField(max_length=20, choices=Rule.choices)
+    key = models.CharField(max_length=120, help_text=_("What the pattern is about, e.g. user:12 or ip:10.0.0.1"))
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    count = models.PositiveIntegerField(default=0)
+    details = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "key", "window_start"], name="one_flag_per_pattern_window")
+        ]
+        indexes = [models.Index(fields=["status", "-created_at"]), models.Index(fields=["clinic", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_rule_display()} ({self.key}, {self.window_start:%Y-%m-%d %H:%M})"
+
+
+class Notice(models.Model):
+    """One message to an elder about access to their data, sent once by a Celery task.
+
+    Created in the same transaction as the event it reports; unique per (kind, object_key),
+    so an event can never produce two notices. ``lookups.oversight.notices.notice_send``
+    locks the row and skips channels already sent, so a retried or redelivered task sends
+    each message exactly once.
+    """
+
+    class Kind(models.TextChoices):
+        RESULTS_VIEWED = "results_viewed", _("Results shown to someone else")
+        AUTHORIZATION_CREATED = "authorization_created", _("Authorization registered")
+        AUTHORIZATION_APPROVED = "authorization_approved", _("Authorization approved")
+        AUTHORIZATION_REVOKED = "authorization_revoked", _("Authorization revoked")
+        AUTHORIZATION_EXPIRING = "authorization_expiring", _("Authorization about to expire")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        NO_CONTACT = "no_contact", _("No contact on file")
+
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    object_key = models.CharField(max_length=100)
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="notices")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    context = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    email_to = models.CharField(max_length=254, blank=True)
+    phone_to = models.CharField(max_length=40, blank=True)
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+    sms_sent_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["kind", "object_key"], name="one_notice_per_event")]
+        indexes = [models.Index(fields=["person", "-created_at"]), models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} → {self.person.full_name} ({self.status})"

@@ -39,6 +39,7 @@ from guardians.services import face_template_of
 from . import face_pipeline
 from .audit import Actor, audit_record
 from .models import FaceCheck, LookupRequest, TestResult
+from .oversight.notices import notice_results_viewed
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -568,6 +569,7 @@ def results_view(*, actor: Actor, lookup_id: uuid.UUID | str) -> ResultsView:
                 clinic=lookup.elder.clinic,
                 details={"results": [r.pk for r in results], "self": lookup.is_self_lookup},
             )
+            notice_results_viewed(actor=actor, lookup=lookup)  # first view per lookup only
     if refusal is not None:
         raise refusal
     return ResultsView(lookup=lookup, results=results)

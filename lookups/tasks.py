@@ -43,3 +43,57 @@ def apply_retention() -> dict:
     from .retention import retention_apply
 
     return retention_apply().__dict__
+
+
+# --- oversight: chain check, anomaly detection, elder notices -----------------------------
+
+
+@shared_task
+def verify_audit_chain() -> str:
+    """Beat: verify the hash chain; on a break alert once (CRITICAL log, email, audit, flag)."""
+    from .oversight.services import audit_chain_check
+
+    broken = audit_chain_check()
+    return "intact" if broken is None else f"broken at #{broken.sequence}"
+
+
+@shared_task
+def detect_anomalies() -> dict:
+    """Beat: run the anomaly rules over their recent windows (idempotent per window)."""
+    from .oversight.anomalies import anomalies_detect
+
+    return anomalies_detect()
+
+
+@shared_task
+def queue_expiry_notices() -> int:
+    """Beat: tell elders about authorizations ending soon; re-publish notices never attempted."""
+    from .oversight.notices import notices_queue_expiring, notices_requeue_stale
+
+    notices_requeue_stale()
+    return notices_queue_expiring()
+
+
+def _notice_retry_errors() -> tuple[type[Exception], ...]:
+    from .oversight.notices import NoticeDeliveryError
+
+    return (NoticeDeliveryError, DatabaseError)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=_notice_retry_errors(),
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    retry_jitter=True,
+    max_retries=10,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def send_notice(self, notice_id: int) -> str:
+    """Send one elder notice. Exactly once: the service locks the row and skips what was sent."""
+    from .oversight.notices import notice_send
+
+    return notice_send(notice_id=notice_id)

@@ -6,7 +6,6 @@ requesting user's own lookups: anyone else's id answers 404, exactly like a miss
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
@@ -25,6 +24,7 @@ from . import selectors, services
 from .audit import Actor
 from .forms import BURST_DURATION_MS, BURST_FRAMES, FaceBurstForm, FacePhotoForm, LargeTextForm, OtpForm
 from .models import LookupRequest
+from .oversight.views import AuditedLoginView
 
 State = LookupRequest.State
 LARGE_TEXT_COOKIE = "kinguard_large_text"
@@ -36,8 +36,8 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("lookups:dashboard")
 
 
-class LoginView(auth_views.LoginView):
-    """Django's login, then the user's saved language (if any) becomes the language cookie."""
+class LoginView(AuditedLoginView):
+    """The audited login, then the user's saved language (if any) becomes the language cookie."""
 
     redirect_authenticated_user = True
 

@@ -244,6 +244,9 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-lookups": {"task": "lookups.tasks.sweep_stale", "schedule": timedelta(minutes=1)},
     "apply-retention": {"task": "lookups.tasks.apply_retention", "schedule": timedelta(minutes=5)},
+    "verify-audit-chain": {"task": "lookups.tasks.verify_audit_chain", "schedule": timedelta(hours=1)},
+    "detect-anomalies": {"task": "lookups.tasks.detect_anomalies", "schedule": timedelta(minutes=10)},
+    "queue-expiry-notices": {"task": "lookups.tasks.queue_expiry_notices", "schedule": timedelta(minutes=15)},
 }
 
 # Logs carry a request id and never personal data (no names, ID numbers, IPs or images).
@@ -277,3 +280,33 @@ LOGGING = {
 
 # Labeled test faces (never copied into the repository; see README).
 KINGUARD_FACES_DIR = Path(os.environ.get("KINGUARD_FACES_DIR", BASE_DIR.parent / "shared" / "faces"))
+
+# --- Audit and oversight --------------------------------------------------------------
+# Who hears about a broken audit chain (besides ADMINS): comma-separated emails.
+ADMINS = [("Kinguard admin", email) for email in env_list("KINGUARD_ADMIN_EMAILS")]
+KINGUARD_ALERT_EMAILS = env_list("KINGUARD_ALERT_EMAILS")
+SERVER_EMAIL = os.environ.get("KINGUARD_SERVER_EMAIL", "kinguard@localhost")
+DEFAULT_FROM_EMAIL = os.environ.get("KINGUARD_FROM_EMAIL", "kinguard@localhost")
+EMAIL_SUBJECT_PREFIX = "[Kinguard] "
+# Elder notices: email through Django's EMAIL_BACKEND, SMS through this backend.
+KINGUARD_SMS_BACKEND = os.environ.get("KINGUARD_SMS_BACKEND", "lookups.oversight.sms.ConsoleSmsBackend")
+KINGUARD_SMS_FILE_PATH = Path(os.environ.get("KINGUARD_SMS_FILE_PATH", VAR_DIR / "sms" / "outbox.jsonl"))
+KINGUARD_NOTICE_EXPIRY_DAYS = int(os.environ.get("KINGUARD_NOTICE_EXPIRY_DAYS", "7"))
+KINGUARD_NOTICE_MAX_ATTEMPTS = int(os.environ.get("KINGUARD_NOTICE_MAX_ATTEMPTS", "8"))
+KINGUARD_NOTICE_REQUEUE_MINUTES = int(os.environ.get("KINGUARD_NOTICE_REQUEUE_MINUTES", "15"))
+# Anomaly rules (lookups.oversight.anomalies); windows are epoch-aligned, in UTC.
+KINGUARD_ANOMALY_MANY_ELDERS = int(os.environ.get("KINGUARD_ANOMALY_MANY_ELDERS", "4"))
+KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS = int(os.environ.get("KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS", "24"))
+KINGUARD_ANOMALY_OTP_FAILURES = int(os.environ.get("KINGUARD_ANOMALY_OTP_FAILURES", "5"))
+KINGUARD_ANOMALY_FACE_FAILURES = int(os.environ.get("KINGUARD_ANOMALY_FACE_FAILURES", "5"))
+KINGUARD_ANOMALY_FAILURE_WINDOW_MINUTES = int(os.environ.get("KINGUARD_ANOMALY_FAILURE_WINDOW_MINUTES", "60"))
+KINGUARD_ANOMALY_SHARED_IP_ACCOUNTS = int(os.environ.get("KINGUARD_ANOMALY_SHARED_IP_ACCOUNTS", "4"))
+KINGUARD_ANOMALY_SHARED_IP_WINDOW_HOURS = int(os.environ.get("KINGUARD_ANOMALY_SHARED_IP_WINDOW_HOURS", "24"))
+# Quiet hours in local time (TIME_ZONE), [first, last): lookups then count as unusual.
+KINGUARD_ANOMALY_QUIET_HOURS = (
+    int(os.environ.get("KINGUARD_ANOMALY_QUIET_FROM", "0")),
+    int(os.environ.get("KINGUARD_ANOMALY_QUIET_TO", "5")),
+)
+KINGUARD_ANOMALY_UNUSUAL_HOURS_MIN = int(os.environ.get("KINGUARD_ANOMALY_UNUSUAL_HOURS_MIN", "2"))
+KINGUARD_ANOMALY_QUICK_USE_MINUTES = int(os.environ.get("KINGUARD_ANOMALY_QUICK_USE_MINUTES", "30"))
+KINGUARD_ANOMALY_LOOKBACK_HOURS = int(os.environ.get("KINGUARD_ANOMALY_LOOKBACK_HOURS", "48"))

@@ -25,3 +25,4 @@ for _folder in (
 ):
     if _folder:
         os.makedirs(_folder, exist_ok=True)
+KINGUARD_SMS_BACKEND = os.environ.get("KINGUARD_SMS_BACKEND", "lookups.oversight.sms.FileSmsBackend")

@@ -19,3 +19,4 @@ AUTHENTICATION_BACKENDS = [
     "config.auth_backends.AxesBackendForTests",
     "django.contrib.auth.backends.ModelBackend",
 ]
+KINGUARD_SMS_BACKEND = "lookups.oversight.sms.LocmemSmsBackend"

@@ -1,13 +1,10 @@
 """Fixtures for the staff workspace: OTP-verified clients per role and clinic."""
 
-import time
-
 import pytest
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from config.middleware import SESSION_LAST_SEEN, SESSION_STARTED
 from guardians import services as guardian_services
 from lookups.audit import Actor
 from tests import factories
@@ -26,8 +23,6 @@ def verified_client(user) -> Client:
     client.force_login(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device_of(user).persistent_id
-    # As after a real sign-in: the session-limit clock has started (no first-request write).
-    session[SESSION_STARTED] = session[SESSION_LAST_SEEN] = time.time()
     session.save()
     return client
 

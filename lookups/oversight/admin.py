@@ -1,0 +1,584 @@
+"""The auditors' admin: audit log list and detail, reports, CSV export, dashboard, anomalies.
+
+Read-only for everyone: the audit log itself cannot be changed through the admin. Access
+comes from ``guardians.permissions`` (auditors and managers of a clinic see that clinic's
+events; superusers see all). Built to stay fast on millions of events: no date_hierarchy,
+filters from fixed lists, no full result count, an estimated paginator, ordering by
+``-sequence`` over composite indexes.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import uuid
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import urlencode
+
+from guardians import permissions
+from guardians.models import Clinic, Person
+
+from ..audit import Actor
+from ..models import AnomalyFlag, AuditEvent, Notice
+from . import anomalies, catalog, charts, selectors, services
+from .paginator import EstimatedCountPaginator
+
+# --- filters ------------------------------------------------------------------------------
+
+
+def _other_params(changelist, remove: list[str]) -> list[tuple[str, str]]:
+    query = QueryDict(changelist.get_query_string(remove=[*remove, "p"]).lstrip("?"))
+    return [(key, value) for key, values in query.lists() for value in values]
+
+
+class InputFilter(admin.ListFilter):
+    """A free-text filter rendered as a small GET form (no list of choices to compute)."""
+
+    parameter_name = ""
+    template = "admin/oversight/input_filter.html"
+    placeholder = ""
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        self.request = request
+        if self.parameter_name in params:
+            self.used_parameters[self.parameter_name] = params.pop(self.parameter_name)[-1]
+
+    def value(self) -> str:
+        return (self.used_parameters.get(self.parameter_name) or "").strip()
+
+    def has_output(self) -> bool:
+        return True
+
+    def expected_parameters(self):
+        return [self.parameter_name]
+
+    def choices(self, changelist):
+        yield {
+            "parameter_name": self.parameter_name,
+            "value": self.value(),
+            "placeholder": self.placeholder,
+            "others": _other_params(changelist, [self.parameter_name]),
+            "clear_url": changelist.get_query_string(remove=[self.parameter_name, "p"]),
+        }
+
+
+class ActorFilter(InputFilter):
+    title = "actor (username or system:name)"
+    parameter_name = "actor"
+    placeholder = "e.g. li.wei or system:face-worker"
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(actor_label=value[:150]) if value else queryset
+
+
+class SubjectFilter(InputFilter):
+    title = "subject (person's public id)"
+    parameter_name = "subject"
+    placeholder = "public id (from a report link)"
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            public_id = uuid.UUID(value)
+        except ValueError:
+            messages.warning(request, "The subject filter needs a person's public id; it was ignored.")
+            return queryset
+        person_id = Person.objects.filter(public_id=public_id).values_list("pk", flat=True).first()
+        return queryset.filter(subject_id=person_id) if person_id else queryset.none()
+
+
+class PeriodFilter(admin.ListFilter):
+    """Events from ``since`` to ``until`` inclusive (local dates): two date inputs."""
+
+    title = "period (local dates)"
+    template = "admin/oversight/period_filter.html"
+    names = ("since", "until")
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        self.dates: dict[str, dt.date | None] = {}
+        self.raw: dict[str, str] = {}
+        for name in self.names:
+            raw = params.pop(name)[-1].strip() if name in params else ""
+            self.raw[name] = raw
+            self.dates[name] = None
+            if raw:
+                self.used_parameters[name] = raw
+                try:
+                    self.dates[name] = dt.date.fromisoformat(raw)
+                except ValueError:
+                    messages.warning(request, f"“{raw}” is not a date (YYYY-MM-DD); it was ignored.")
+
+    def has_output(self) -> bool:
+        return True
+
+    def expected_parameters(self):
+        return list(self.names)
+
+    def choices(self, changelist):
+        yield {
+            "since": self.raw["since"],
+            "until": self.raw["until"],
+            "others": _other_params(changelist, list(self.names)),
+            "clear_url": changelist.get_query_string(remove=[*self.names, "p"]),
+        }
+
+    def queryset(self, request, queryset):
+        since, until = self.dates["since"], self.dates["until"]
+        if since:
+            queryset = queryset.filter(created_at__gte=selectors.local_day_bounds(since, since)[0])
+        if until:
+            queryset = queryset.filter(created_at__lt=selectors.local_day_bounds(until, until)[1])
+        return queryset
+
+
+class FixedChoicesFilter(admin.SimpleListFilter):
+    choices_list: list[tuple[str, str]] = []
+    field = ""
+
+    def lookups(self, request, model_admin):
+        return self.choices_list
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(**{self.field: value}) if value else queryset
+
+
+class ActionFilter(FixedChoicesFilter):
+    title = "action"
+    parameter_name = "action"
+    field = "action"
+    choices_list = catalog.action_choices()
+
+
+class OutcomeFilter(FixedChoicesFilter):
+    title = "outcome"
+    parameter_name = "outcome"
+    field = "outcome"
+    choices_list = catalog.OUTCOMES
+
+
+class ClinicFilter(admin.SimpleListFilter):
+    """The user's audit clinics (a handful of rows), never a DISTINCT over the events."""
+
+    title = "clinic"
+    parameter_name = "clinic"
+
+    def lookups(self, request, model_admin):
+        scope = permissions.audit_clinic_ids(request.user)
+        clinics = Clinic.objects.all() if scope is None else Clinic.objects.filter(pk__in=scope)
+        return [(str(pk), name) for pk, name in clinics.order_by("name").values_list("pk", "name")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(clinic_id=int(value))
+
+
+# --- forms --------------------------------------------------------------------------------
+
+
+class PeriodForm(forms.Form):
+    since = forms.DateField(label="From (local date)", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To (local date, inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["until"] < data["since"]:
+            raise forms.ValidationError("The period ends before it starts.")
+        return data
+
+
+def _period(request: HttpRequest, default_days: int = 365) -> tuple[PeriodForm, dt.datetime, dt.datetime]:
+    """The period asked for in GET, or the last ``default_days`` days when none or invalid."""
+    today = timezone.localdate()
+    initial = {"since": today - dt.timedelta(days=default_days - 1), "until": today}
+    form = PeriodForm(request.GET if "since" in request.GET else None, initial=initial)
+    since, until = initial["since"], initial["until"]
+    if form.is_bound and form.is_valid():
+        since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+    start, end = selectors.local_day_bounds(since, until)
+    return form, start, end
+
+
+# --- the audit log ------------------------------------------------------------------------
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ("sequence", "created_at", "actor_label", "action", "outcome", "subject_link", "clinic", "ip")
+    list_display_links = ("sequence",)
+    list_filter = (ActionFilter, OutcomeFilter, ClinicFilter, ActorFilter, SubjectFilter, PeriodFilter)
+    list_select_related = ("subject", "clinic")
+    list_per_page = 100
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = EstimatedCountPaginator
+    ordering = ("-sequence",)
+    change_list_template = "admin/oversight/auditevent_change_list.html"
+    fields = (
+        "sequence",
+        "created_at",
+        "actor_label",
+        "actor",
+        "clinic",
+        "action",
+        "outcome",
+        "subject",
+        "target_type",
+        "target_id",
+        "ip",
+        "user_agent",
+        "details",
+        "prev_hash",
+        "hash",
+        "reports",
+    )
+    readonly_fields = fields
+
+    # The log is read-only for everyone, superusers included.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return permissions.can_view_audit(request.user, obj.clinic_id if obj and obj.clinic_id else None)
+
+    def has_module_permission(self, request) -> bool:
+        return permissions.can_view_audit(request.user)
+
+    def get_actions(self, request):
+        return {}
+
+    def get_queryset(self, request):
+        return selectors.audit_events_for(request.user)
+
+    def get_ordering(self, request):
+        """Newest first by ``-sequence``; within a period by time (then sequence), so the
+        (created_at) index serves the range instead of a backward walk over the whole chain
+        down to the period's last event. Both orders agree while the hosts' clocks do."""
+        if request.GET.get("since") or request.GET.get("until"):
+            return ("-created_at", "-sequence")
+        return ("-sequence",)
+
+    @admin.display(description="subject")
+    def subject_link(self, obj: AuditEvent):
+        if obj.subject_id is None:
+            return "–"
+        url = reverse("admin:lookups_auditevent_elder_report", args=[obj.subject.public_id])
+        return format_html('<a href="{}">{}</a>', url, obj.subject.full_name)
+
+    @admin.display(description="reports")
+    def reports(self, obj: AuditEvent):
+        links = []
+        if obj.subject_id:
+            links.append(
+                format_html(
+                    '<a href="{}">Access report of {}</a>',
+                    reverse("admin:lookups_auditevent_elder_report", args=[obj.subject.public_id]),
+                    obj.subject.full_name,
+                )
+            )
+        person = Person.objects.filter(user_id=obj.actor_id).first() if obj.actor_id else None
+        if person is not None:
+            links.append(
+                format_html(
+                    '<a href="{}">Activity of {}</a>',
+                    reverse("admin:lookups_auditevent_guardian_activity", args=[person.public_id]),
+                    person.full_name,
+                )
+            )
+        return format_html(" · ".join(["{}"] * len(links)), *links) if links else "–"
+
+    # --- extra pages --------------------------------------------------------------------
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        extra = [
+            path("dashboard/", wrap(self.dashboard_view), name="lookups_auditevent_dashboard"),
+            path("export/", wrap(self.export_view), name="lookups_auditevent_export"),
+            path("reports/", wrap(self.reports_view), name="lookups_auditevent_reports"),
+            path("elder/<uuid:public_id>/", wrap(self.elder_report_view), name="lookups_auditevent_elder_report"),
+            path(
+                "guardian/<uuid:public_id>/",
+                wrap(self.guardian_activity_view),
+                name="lookups_auditevent_guardian_activity",
+            ),
+        ]
+        return extra + super().get_urls()
+
+    def _require_auditor(self, request: HttpRequest) -> None:
+        if not permissions.can_view_audit(request.user):
+            raise PermissionDenied
+
+    def _context(self, request: HttpRequest, title: str, **extra):
+        return {**self.admin_site.each_context(request), "opts": self.model._meta, "title": title, **extra}
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        self._require_auditor(request)
+        data = selectors.dashboard_data(request.user)
+        flags = AnomalyFlag.objects.filter(status=AnomalyFlag.Status.OPEN)
+        scope = permissions.audit_scope_q(request.user)
+        if scope is not None:
+            flags = flags.filter(scope)
+        context = self._context(
+            request,
+            "Audit dashboard",
+            data=data,
+            lookups_chart=charts.stacked_bars("Lookups per day by outcome", data.days, data.lookups_by_outcome),
+            failures_chart=charts.rate_lines(
+                "Failure rates per day",
+                data.days,
+                {"OTP failure rate": data.otp_failure_rate, "Face failure rate": data.face_failure_rate},
+            ),
+            open_flags=flags.count(),
+        )
+        return TemplateResponse(request, "admin/oversight/dashboard.html", context)
+
+    def reports_view(self, request: HttpRequest) -> HttpResponse:
+        """Find a person (name prefix, within the auditor's clinics) to open their reports."""
+        self._require_auditor(request)
+        query = (request.GET.get("q") or "").strip()[:100]
+        people = []
+        if query:
+            people = list(
+                permissions.people_visible_to_auditor(request.user)
+                .filter(full_name__istartswith=query)
+                .select_related("clinic")
+                .order_by("full_name")[:50]
+            )
+        context = self._context(request, "Access reports", query=query, people=people)
+        return TemplateResponse(request, "admin/oversight/reports.html", context)
+
+    def elder_report_view(self, request: HttpRequest, public_id) -> HttpResponse:
+        self._require_auditor(request)
+        elder = selectors.person_for_auditor(request.user, public_id)
+        if elder is None:
+            raise Http404("No such person in your clinics.")
+        form, start, end = _period(request)
+        report = selectors.elder_report(request.user, elder, start, end)
+        services.audit_report_view_record(
+            actor=Actor.from_request(request),
+            report="elder_access",
+            subject=elder,
+            details={"since": start.isoformat(), "until": end.isoformat()},
+        )
+        context = {
+            "report": report,
+            "form": form,
+            "generated_at": timezone.now(),
+            "generated_by": request.user.get_username(),
+            "list_url": reverse("admin:lookups_auditevent_changelist") + "?" + urlencode({"subject": public_id}),
+            "until_display": end - dt.timedelta(days=1),
+        }
+        return TemplateResponse(request, "oversight/elder_report.html", context)
+
+    def guardian_activity_view(self, request: HttpRequest, public_id) -> HttpResponse:
+        self._require_auditor(request)
+        guardian = selectors.person_for_auditor(request.user, public_id)
+        if guardian is None:
+            raise Http404("No such person in your clinics.")
+        form, start, end = _period(request, default_days=90)
+        activity = selectors.guardian_activity(request.user, guardian, start, end)
+        services.audit_report_view_record(
+            actor=Actor.from_request(request),
+            report="guardian_activity",
+            subject=guardian,
+            details={"since": start.isoformat(), "until": end.isoformat()},
+        )
+        labels = {event.action: catalog.action_label(event.action) for event in activity.events}
+        context = self._context(
+            request, f"Activity of {guardian.full_name}", activity=activity, form=form, labels=labels
+        )
+        return TemplateResponse(request, "admin/oversight/guardian_activity.html", context)
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """A form, then the period's events as CSV, streamed in chain order."""
+        self._require_auditor(request)
+        form = PeriodForm(request.GET if "since" in request.GET else None)
+        if not form.is_bound or not form.is_valid():
+            context = self._context(request, "Export the audit log (CSV)", form=form)
+            return TemplateResponse(
+                request, "admin/oversight/export.html", context, status=400 if form.is_bound else 200
+            )
+        since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+        start, end = selectors.local_day_bounds(since, until)
+        up_to = selectors.chain_head_sequence()
+        clinics = permissions.audit_clinic_ids(request.user)
+        services.audit_export_record(
+            actor=Actor.from_request(request),
+            details={
+                "since": since.isoformat(),
+                "until": until.isoformat(),
+                "up_to_sequence": up_to,
+                "clinics": "all" if clinics is None else sorted(clinics),
+            },
+        )
+        writer = csv.writer(_Echo())
+
+        def rows():
+            yield writer.writerow(selectors.EXPORT_COLUMNS)
+            for row in selectors.export_rows(request.user, start, end, up_to):
+                yield writer.writerow(row)
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="kinguard-audit-{since}-{until}.csv"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for csv.writer in a streaming response."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+# --- anomaly flags ------------------------------------------------------------------------
+
+
+class AnomalyClinicFilter(ClinicFilter):
+    pass
+
+
+@admin.register(AnomalyFlag)
+class AnomalyFlagAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "rule", "key", "count", "clinic", "status", "acknowledged_by", "resolved_by")
+    list_filter = ("status", "rule", AnomalyClinicFilter)
+    list_select_related = ("clinic", "acknowledged_by", "resolved_by")
+    show_facets = admin.ShowFacets.NEVER
+    ordering = ("-created_at",)
+    change_form_template = "admin/oversight/anomalyflag_change_form.html"
+    actions = ["acknowledge_selected"]
+    readonly_fields = (
+        "rule",
+        "key",
+        "status",
+        "count",
+        "window_start",
+        "window_end",
+        "clinic",
+        "account",
+        "details",
+        "created_at",
+        "last_seen_at",
+        "acknowledged_by",
+        "acknowledged_at",
+        "resolved_by",
+        "resolved_at",
+        "resolution_note",
+    )
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        scope = permissions.audit_scope_q(request.user)
+        return queryset if scope is None else queryset.filter(scope)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return permissions.can_view_audit(request.user)
+
+    def has_module_permission(self, request) -> bool:
+        return permissions.can_view_audit(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return permissions.can_view_audit(request.user)
+        return obj.status != AnomalyFlag.Status.RESOLVED and permissions.can_handle_anomalies(
+            request.user, obj.clinic_id
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """POST with _acknowledge or _resolve (and a note) calls the workflow services."""
+        if request.method == "POST" and ("_acknowledge" in request.POST or "_resolve" in request.POST):
+            flag = self.get_object(request, object_id)
+            if flag is None:
+                raise Http404
+            note = request.POST.get("note", "")
+            try:
+                if "_resolve" in request.POST:
+                    anomalies.anomaly_resolve(actor=Actor.from_request(request), flag_id=flag.pk, note=note)
+                    messages.success(request, f"{flag}: resolved.")
+                else:
+                    anomalies.anomaly_acknowledge(actor=Actor.from_request(request), flag_id=flag.pk, note=note)
+                    messages.success(request, f"{flag}: acknowledged.")
+            except anomalies.AnomalyError as exc:
+                messages.error(request, str(exc))
+                return redirect(reverse("admin:lookups_anomalyflag_change", args=[flag.pk]))
+            return redirect(reverse("admin:lookups_anomalyflag_changelist"))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        """Nothing is saved from the form: flags change only through the workflow services."""
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    @admin.action(description="Acknowledge selected flags")
+    def acknowledge_selected(self, request, queryset):
+        for flag in queryset:
+            try:
+                anomalies.anomaly_acknowledge(actor=Actor.from_request(request), flag_id=flag.pk)
+            except anomalies.AnomalyError as exc:
+                self.message_user(request, f"{flag}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{flag}: acknowledged.", messages.SUCCESS)
+
+
+# --- notices ------------------------------------------------------------------------------
+
+
+@admin.register(Notice)
+class NoticeAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "person", "status", "attempts", "email_sent_at", "sms_sent_at")
+    list_filter = ("status", "kind")
+    list_select_related = ("person",)
+    show_facets = admin.ShowFacets.NEVER
+    exclude = ("context",)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        scope = permissions.audit_scope_q(request.user)
+        return queryset if scope is None else queryset.filter(scope)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return permissions.can_view_audit(request.user)
+
+    def has_module_permission(self, request) -> bool:
+        return permissions.can_view_audit(request.user)

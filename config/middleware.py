@@ -49,12 +49,26 @@ class RequestIdMiddleware:
 
 SESSION_STARTED = "_kg_session_started"
 SESSION_LAST_SEEN = "_kg_last_seen"
+SESSION_OTP_AT = "_kg_otp_at"
 
 
 def start_session_clock(sender, request, user, **kwargs) -> None:
     """``user_logged_in`` receiver: a new sign-in starts both session-limit clocks."""
     if request is not None and hasattr(request, "session"):
-        request.session[SESSION_STARTED] = request.session[SESSION_LAST_SEEN] = time.time()
+        now = time.time()
+        request.session[SESSION_STARTED] = request.session[SESSION_LAST_SEEN] = now
+        if getattr(user, "otp_device", None) is not None:  # signed in with a one-time code
+            request.session[SESSION_OTP_AT] = now
+
+
+def otp_is_fresh(request: HttpRequest) -> bool:
+    """True when this session presented a one-time code within KINGUARD_STAFF_REAUTH_SECONDS."""
+    at = request.session.get(SESSION_OTP_AT)
+    return at is not None and time.time() - at <= settings.KINGUARD_STAFF_REAUTH_SECONDS
+
+
+def otp_mark_fresh(request: HttpRequest) -> None:
+    request.session[SESSION_OTP_AT] = time.time()
 
 
 class SessionLimitsMiddleware:

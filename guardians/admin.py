@@ -2,10 +2,13 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from config.middleware import otp_is_fresh
 from lookups import face_pipeline
 from lookups.audit import Actor
 from lookups.oversight.admin_mixins import AuditedRecordViewMixin
@@ -22,6 +25,26 @@ def _actor(request) -> Actor:
 class ReadOnlyAfterCreateMixin:
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class StepUpMixin:
+    """Changes to authorizations, OTP devices and face enrollments need a one-time code
+    presented within KINGUARD_STAFF_REAUTH_SECONDS; otherwise ask for a fresh one first."""
+
+    def _step_up(self, request):
+        return redirect_to_login(request.get_full_path(), reverse("staff:reverify"))
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        changing = object_id is None or request.method == "POST"
+        if changing and not otp_is_fresh(request):
+            return self._step_up(request)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        acting = request.method == "POST" and "action" in request.POST
+        if acting and not otp_is_fresh(request):
+            return self._step_up(request)
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(User)
@@ -160,7 +183,7 @@ class AuthorizationCreateForm(forms.ModelForm):
 
 
 @admin.register(Authorization)
-class AuthorizationAdmin(ReadOnlyAfterCreateMixin, admin.ModelAdmin):
+class AuthorizationAdmin(StepUpMixin, ReadOnlyAfterCreateMixin, admin.ModelAdmin):
     list_display = ("guardian", "elder", "relationship", "status", "valid_until", "registered_by", "approved_by")
     list_filter = ("status", "clinic")
     list_select_related = ("guardian", "elder", "registered_by", "approved_by")
@@ -312,7 +335,7 @@ class FaceEnrollmentForm(forms.ModelForm):
 
 
 @admin.register(FaceEnrollment)
-class FaceEnrollmentAdmin(ReadOnlyAfterCreateMixin, admin.ModelAdmin):
+class FaceEnrollmentAdmin(StepUpMixin, ReadOnlyAfterCreateMixin, admin.ModelAdmin):
     list_display = ("person", "sample_count", "model_version", "enrolled_by", "enrolled_at")
     form = FaceEnrollmentForm
 
@@ -354,6 +377,6 @@ admin.site.unregister(TOTPDevice)
 
 
 @admin.register(TOTPDevice)
-class AuditedTOTPDeviceAdmin(TOTPDeviceAdmin):
+class AuditedTOTPDeviceAdmin(StepUpMixin, TOTPDeviceAdmin):
     def save_model(self, request, obj, form, change):
         services.totp_device_save_from_admin(actor=_actor(request), device=obj, created=not change)

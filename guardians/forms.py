@@ -464,3 +464,18 @@ class PhotoReasonForm(forms.Form):
 
 class SearchForm(forms.Form):
     q = forms.CharField(label=_("Search by name"), max_length=100, required=False)
+
+
+class ReverifyForm(forms.Form):
+    otp_token = forms.CharField(
+        label=_("Code from your authenticator app"),
+        min_length=6,
+        max_length=6,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "autofocus": True}),
+    )
+
+    def clean_otp_token(self) -> str:
+        token = self.cleaned_data["otp_token"].strip()
+        if not token.isdigit():
+            raise forms.ValidationError(_("The code has digits only."))
+        return token

@@ -828,6 +828,21 @@ def staff_sign_in_record(*, actor: Actor, username: str, ok: bool, reason: str =
         )
 
 
+def staff_otp_reverify(*, actor: Actor, user: User, token: str) -> bool:
+    """Check a fresh TOTP code for step-up re-authentication. The device row is locked so a
+    code is accepted once; failures feed django-otp's throttling. Audited either way."""
+    with transaction.atomic():
+        device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
+        ok = device is not None and device.verify_token(token)
+        audit_record(
+            actor=actor,
+            action="staff.reverified" if ok else "staff.reverify_failed",
+            outcome="ok" if ok else ("no_device" if device is None else "wrong_code"),
+            target=user,
+        )
+    return ok
+
+
 # --- the user's own preferences and requests (issue 6) ------------------------------------
 
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.login, name="login"),
     path("logout/", views.logout, name="logout"),
+    path("reverify/", views.reverify, name="reverify"),
     path("people/", views.people, name="people"),
     path("people/register/elder/", views.register_elder, name="register_elder"),
     path("people/register/guardian/", views.register_guardian, name="register_guardian"),

@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from config.middleware import otp_is_fresh, otp_mark_fresh
 from lookups import services as lookup_services
 from lookups.audit import Actor
 
@@ -39,11 +40,17 @@ A = permissions.StaffAction
 PAGE_SIZE = 50
 
 
+# Actions that change who may act for whom, or how someone proves who they are, need a
+# one-time code presented within KINGUARD_STAFF_REAUTH_SECONDS (step-up re-authentication).
+STEP_UP_ACTIONS = frozenset({A.ENROLL, A.MANAGE_AUTHORIZATIONS})
+
+
 def staff_view(action: str = A.VIEW):
     """Require an OTP-verified session and a clinic where the user's role allows ``action``.
 
     Unverified or anonymous: redirect to the staff sign-in. Verified but with no clinic for
-    this action (e.g. an auditor on a write page): 403. Object scoping is done by the view.
+    this action (e.g. an auditor on a write page): 403. For STEP_UP_ACTIONS the code must be
+    recent, else the page asks for a fresh one first. Object scoping is done by the view.
     """
 
     def decorator(view):
@@ -54,6 +61,9 @@ def staff_view(action: str = A.VIEW):
                 return redirect_to_login(request.get_full_path(), reverse("staff:login"))
             if not permissions.staff_clinics(user, action).exists():
                 raise PermissionDenied
+            if action in STEP_UP_ACTIONS and not otp_is_fresh(request):
+                target = request.get_full_path() if request.method == "GET" else request.META.get("HTTP_REFERER", "")
+                return redirect_to_login(target or reverse("staff:home"), reverse("staff:reverify"))
             return view(request, *args, **kwargs)
 
         return never_cache(wrapped)
@@ -108,6 +118,29 @@ def login(request: HttpRequest) -> HttpResponse:
         )
         status = 400
     return render(request, "staff/login.html", {"form": form, "next": next_url}, status=status)
+
+
+@sensitive_post_parameters("otp_token")
+@never_cache
+def reverify(request: HttpRequest) -> HttpResponse:
+    """Ask a signed-in staff member for a fresh one-time code before a sensitive change."""
+    if not (request.user.is_authenticated and request.user.is_verified()):
+        return redirect_to_login(request.get_full_path(), reverse("staff:login"))
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, require_https=request.is_secure()):
+        next_url = ""
+    form = forms.ReverifyForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid() and services.staff_otp_reverify(
+            actor=Actor.from_request(request), user=request.user, token=form.cleaned_data["otp_token"]
+        ):
+            otp_mark_fresh(request)
+            return redirect(next_url or "staff:home")
+        if form.is_valid():
+            form.add_error("otp_token", _("That code is not correct. Check your authenticator app and try again."))
+        status = 400
+    return render(request, "staff/reverify.html", {"form": form, "next": next_url}, status=status)
 
 
 @require_POST

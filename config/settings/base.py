@@ -131,6 +131,9 @@ PROBE_DIR = Path(os.environ.get("KINGUARD_PROBE_DIR", VAR_DIR / "probes"))
 # (config.middleware.SessionLimitsMiddleware); the cookie itself never outlives 12 hours.
 KINGUARD_SESSION_IDLE_SECONDS = int(os.environ.get("KINGUARD_SESSION_IDLE_SECONDS", str(30 * 60)))
 KINGUARD_SESSION_ABSOLUTE_SECONDS = int(os.environ.get("KINGUARD_SESSION_ABSOLUTE_SECONDS", str(12 * 60 * 60)))
+# Staff actions that change authorizations or enrollments need a one-time code presented
+# within this many seconds (step-up re-authentication); older sessions are asked again.
+KINGUARD_STAFF_REAUTH_SECONDS = int(os.environ.get("KINGUARD_STAFF_REAUTH_SECONDS", str(10 * 60)))
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = KINGUARD_SESSION_ABSOLUTE_SECONDS
 SESSION_COOKIE_SAMESITE = "Lax"

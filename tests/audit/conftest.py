@@ -1,8 +1,11 @@
+import time
+
 import pytest
 from django.db import connection
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from config.middleware import SESSION_OTP_AT
 from guardians.models import StaffMembership
 from lookups.oversight.sms import LocmemSmsBackend
 from tests import factories
@@ -26,6 +29,7 @@ def otp_login(client, user) -> None:
     client.force_login(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session[SESSION_OTP_AT] = time.time()  # as right after signing in with a code
     session.save()
 
 

@@ -1,9 +1,12 @@
 """The admin requires staff OTP and writes through the services."""
 
+import time
+
 import pytest
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
 
+from config.middleware import SESSION_OTP_AT
 from guardians import services
 from guardians.models import Authorization, Person
 from lookups.audit import Actor
@@ -19,6 +22,7 @@ def _otp_login(client, user):
     client.force_login(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session[SESSION_OTP_AT] = time.time()  # as right after signing in with a code
     session.save()
     return device
 

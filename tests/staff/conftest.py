@@ -1,10 +1,13 @@
 """Fixtures for the staff workspace: OTP-verified clients per role and clinic."""
 
+import time
+
 import pytest
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from config.middleware import SESSION_OTP_AT
 from guardians import services as guardian_services
 from lookups.audit import Actor
 from tests import factories
@@ -23,6 +26,7 @@ def verified_client(user) -> Client:
     client.force_login(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device_of(user).persistent_id
+    session[SESSION_OTP_AT] = time.time()  # as right after signing in with a code
     session.save()
     return client
 

@@ -31,7 +31,7 @@ OBJECT_URLS = {
 }
 # Pages without an object: lists and forms, scoped to the staff member's own clinics.
 SCOPED_PAGES = {"home", "people", "register_elder", "register_guardian", "authorizations", "results", "results_import"}
-NOT_STAFF_PAGES = {"login", "logout"}
+NOT_STAFF_PAGES = {"login", "logout", "reverify"}
 
 
 def test_every_staff_url_is_covered_here():

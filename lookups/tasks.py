@@ -17,7 +17,7 @@ from celery.contrib.django.task import DjangoTask
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import worker_process_init
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from . import face_pipeline, services
 
@@ -50,7 +50,10 @@ class FaceCheckTask(DjangoTask):
             # The database may be what failed; the sweeper will expire the check.
             logger.exception("face check %s could not be closed after %r", check_id, exc)
         finally:
-            close_old_connections()
+            # After a hard time limit this ran in the worker's main process, which Celery's
+            # per-task connection cleanup does not cover. Never inside a caller's transaction.
+            if not connection.in_atomic_block:
+                close_old_connections()
 
 
 @shared_task(

@@ -76,7 +76,7 @@ TEMPLATES = [
 
 
 def database_from_env(default_url: str) -> dict:
-    url = os.environ.get("DATABASE_URL", default_url)
+    url = os.environ.get("DATABASE_URL") or default_url  # empty (DATABASE_URL=) means the default
     config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE transactions take the write lock up front, so concurrent writers queue

@@ -12,6 +12,7 @@ skipped with a reason when either is missing, failed instead when CI=true.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -36,6 +37,16 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 THROWAWAY_REDIS_PORTS = range(int(os.environ.get("TEST_REDIS_PORT_FIRST", "6390")), 6400)
 WORKER_READY_TIMEOUT = 90
 alive_workers: list[Worker] = []
+_servers: list[ThrowawayRedis] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Last resort if a test run is interrupted before fixture teardown: no orphans."""
+    for worker in list(alive_workers):
+        worker.kill()
+    for server in list(_servers):
+        server.stop()
 
 
 def _missing(message: str) -> None:
@@ -280,6 +291,7 @@ class ThrowawayRedis:
             start_new_session=True,
         )
         self._log = log
+        _servers.append(self)
         wait_for(self._answers, timeout=15, what=f"redis-server on port {self.port}")
 
     def _answers(self) -> bool:
@@ -299,6 +311,8 @@ class ThrowawayRedis:
         if getattr(self, "_log", None):
             self._log.close()
         self.process = None
+        if self in _servers:
+            _servers.remove(self)
 
 
 def assert_no_probe_files(probe_dir: Path) -> None:

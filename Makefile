@@ -8,7 +8,7 @@ PORT ?= 8000
 PG_URL := postgres://postgres@127.0.0.1:5432/test
 TEST_DATABASE_URL ?= $(shell $(PYTHON) -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(('127.0.0.1',5432)))" 2>/dev/null && echo $(PG_URL))
 
-.PHONY: install run test test-sqlite lint format worker clean
+.PHONY: install run test test-sqlite test-integration bench-faces lint format worker clean
 
 NPM := $(shell command -v npm 2>/dev/null)
 
@@ -44,6 +44,14 @@ test: install
 
 test-sqlite: install
 	DATABASE_URL= $(PY) -m pytest
+
+# Real Celery workers on Redis + PostgreSQL, fault and race tests (TEST_REDIS_URL picks the Redis DB).
+test-integration: install
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(PY) -m pytest tests/integration tests/lookups/test_races.py
+
+# Face speed figures (README "Face performance"); needs Redis (BENCH_REDIS_URL).
+bench-faces: install
+	$(PY) bench/face_throughput.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -100,8 +100,11 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 #: Refuse images above this many pixels *before* decoding them (a 48 MP phone photo still
 #: passes; Pillow's own bomb limit is ~89 MP and would only warn there).
 MAX_IMAGE_PIXELS = 50_000_000
-#: Decoded probes are downscaled so that the long side is at most this many pixels.
-MAX_LONG_SIDE = 1024
+#: Decoded probes are downscaled so that the long side is at most this many pixels. 800 is
+#: the largest size in the calibration set (so calibration is unaffected) and keeps a 4000 px
+#: phone photo within ~1.25x the cost of an 800 px one (JPEG draft decodes it at 1/4 scale,
+#: HOG then runs on the same pixel count); see bench/face_throughput.py.
+MAX_LONG_SIDE = 800
 #: Still formats we parse at all (Pillow is told to try only these decoders). The JPEG opener
 #: also yields "MPO" images: what some phones write for photos with an embedded preview or
 #: depth frame; those are treated as stills (first frame).

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -417,6 +418,7 @@ def _compute(check: FaceCheck, person: Person) -> _Computed:
     """Run the pipeline outside any transaction. Never raises: every failure is an outcome."""
     started = time.monotonic()
     try:
+        _test_hold_point()
         template = face_template_of(person)
         if template is None:
             return _Computed(Outcome.REJECTED, "not_enrolled")
@@ -435,6 +437,10 @@ def _compute(check: FaceCheck, person: Person) -> _Computed:
         return _Computed(outcome, "", verdict, int((time.monotonic() - started) * 1000))
     except face_pipeline.ProbeRejected as exc:
         return _Computed(Outcome.REJECTED, exc.code, None, int((time.monotonic() - started) * 1000))
+    except SoftTimeLimitExceeded:
+        # The worker's soft time limit: a clean "error" verdict instead of a lost check.
+        logger.warning("face check %s hit the soft time limit", check.pk)
+        return _Computed(Outcome.ERROR, "timeout", None, int((time.monotonic() - started) * 1000))
     except Exception:
         logger.exception("face check %s failed", check.pk)
         return _Computed(Outcome.ERROR, "internal_error", None, int((time.monotonic() - started) * 1000))
@@ -446,8 +452,9 @@ def face_check_run(*, check_id: uuid.UUID | str) -> str:
     Phase 1 locks the check and returns at once if it is already final. The pipeline runs
     with no lock held. Phase 2 locks lookup then check again and records the verdict only if
     no other delivery did meanwhile. The probe file is deleted once the check is final.
+    A check delivered more than KINGUARD_FACE_CHECK_MAX_DELIVERIES times (its worker died
+    each time: a poison probe) is closed as an error without running the pipeline again.
     """
-    actor = Actor.system("face-worker")
     with transaction.atomic():
         check = FaceCheck.objects.select_for_update().filter(pk=check_id).first()
         if check is None or check.state == FaceCheck.State.DONE:
@@ -458,10 +465,46 @@ def face_check_run(*, check_id: uuid.UUID | str) -> str:
         check.save(update_fields=["state", "deliveries", "started_at"])
         person = check.lookup.requester_person
 
-    computed = _compute(check, person)
+    if check.deliveries > settings.KINGUARD_FACE_CHECK_MAX_DELIVERIES:
+        computed = _Computed(Outcome.ERROR, "too_many_deliveries")
+    else:
+        computed = _compute(check, person)
+    return _record_verdict(check_id=check_id, computed=computed)
 
+
+def face_check_abandon(*, check_id: uuid.UUID | str, reason: str) -> str:
+    """Close a check that cannot finish normally (time limit, task failure) as an error.
+
+    Same locking and effects as the end of :func:`face_check_run` (lookup, then check): the
+    verdict is recorded and audited only if no delivery recorded one first, the probe file
+    is deleted, and the lookup goes back to the face step (or is denied at the attempt limit).
+    """
+    return _record_verdict(check_id=check_id, computed=_Computed(Outcome.ERROR, reason))
+
+
+def _test_hold_point() -> None:
+    """Fault injection for the integration tests: wait while the hold file exists.
+
+    Only ``config.settings.test`` defines KINGUARD_TEST_HOLD_FILE (from the environment);
+    in every other settings module it is absent and this returns at once. Bounded, and
+    interruptible by the worker's soft time limit.
+    """
+    hold_file = getattr(settings, "KINGUARD_TEST_HOLD_FILE", None)
+    if not hold_file:
+        return
+    deadline = time.monotonic() + 120
+    while Path(hold_file).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _record_verdict(*, check_id: uuid.UUID | str, computed: _Computed) -> str:
+    """Phase 2 of a face check: lock lookup then check, record the outcome once."""
+    actor = Actor.system("face-worker")
+    lookup_id = FaceCheck.objects.filter(pk=check_id).values_list("lookup_id", flat=True).first()
+    if lookup_id is None:
+        return "missing"
     with transaction.atomic():
-        lookup = _locked_lookup(check.lookup_id, None)
+        lookup = _locked_lookup(lookup_id, None)
         check = FaceCheck.objects.select_for_update().get(pk=check_id)
         if check.state == FaceCheck.State.DONE:
             return check.outcome
@@ -641,7 +684,35 @@ def sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:
             lookup = _locked_lookup(lookup_id, None)
             if _expire_if_due(lookup, actor, now):
                 counts["lookups"] += 1
+    counts["probes"] = _sweep_orphan_probes(stale_before)
     return counts
+
+
+def _sweep_orphan_probes(older_than: dt.datetime) -> int:
+    """Delete probe files that no open check refers to, once older than the stale limit.
+
+    Normally a probe is deleted when its check ends; this catches the rest (a worker killed
+    between committing the verdict and deleting the file, a web process killed between
+    writing the file and committing). Files younger than the limit are left alone: their
+    check's transaction may still be open. No lock needed: only ended checks' files go.
+    """
+    root = Path(settings.PROBE_DIR)
+    if not root.is_dir():
+        return 0
+    open_ids = {
+        str(check_id) for check_id in FaceCheck.objects.exclude(state=FaceCheck.State.DONE).values_list("id", flat=True)
+    }
+    cutoff = older_than.timestamp()
+    removed = 0
+    for path in root.glob("*.npz"):
+        try:
+            if path.stem in open_ids or path.stat().st_mtime >= cutoff:
+                continue
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed
 
 
 # --- results recorded by staff ------------------------------------------------------------

@@ -2,35 +2,82 @@
 
 ``run_face_check`` is idempotent (the service locks the check and returns if it is already
 final), which is what makes ``acks_late`` + ``reject_on_worker_lost`` safe: a check whose
-worker died is redelivered and finishes instead of being lost.
+worker died is redelivered and finishes instead of being lost. Time limits end in a clean
+``error`` verdict (soft limit: inside the task; hard limit: ``on_failure``, which Celery
+calls in the worker's main process after killing the child), never in a lost check.
+Only transient database errors are retried, with exponential back-off.
 """
 
+import logging
+import os
+import time
+
 from celery import shared_task
+from celery.contrib.django.task import DjangoTask
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import worker_process_init
-from django.db import DatabaseError
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from . import face_pipeline, services
+
+logger = logging.getLogger(__name__)
+
+#: Errors worth another try: the database went away, a deadlock, a serialization failure.
+#: Integrity or programming errors would fail the same way again and are not retried.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 @worker_process_init.connect
 def _load_face_models(**_kwargs) -> None:
     """Load the dlib models once per worker process, before the first task arrives."""
+    started = time.monotonic()
     face_pipeline.warm_up()
+    logger.info("face models loaded in %d ms (pid %d)", (time.monotonic() - started) * 1000, os.getpid())
+
+
+class FaceCheckTask(DjangoTask):
+    """Closes the check as an ``error`` when the task fails for good (e.g. hard time limit)."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        check_id = kwargs.get("check_id") or (args[0] if args else None)
+        if check_id is None:
+            return
+        reason = "timeout" if isinstance(exc, TimeLimitExceeded | SoftTimeLimitExceeded) else "task_failed"
+        try:
+            services.face_check_abandon(check_id=check_id, reason=reason)
+        except Exception:
+            # The database may be what failed; the sweeper will expire the check.
+            logger.exception("face check %s could not be closed after %r", check_id, exc)
+        finally:
+            # After a hard time limit this ran in the worker's main process, which Celery's
+            # per-task connection cleanup does not cover. Never inside a caller's transaction.
+            if not connection.in_atomic_block:
+                close_old_connections()
 
 
 @shared_task(
     bind=True,
+    base=FaceCheckTask,
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=30,
-    time_limit=45,
-    autoretry_for=(DatabaseError,),
+    # A check that failed or hit the hard limit is closed by on_failure; redelivering it
+    # would only repeat the failure.
+    acks_on_failure=True,
+    acks_on_timeout=True,
+    soft_time_limit=settings.KINGUARD_FACE_SOFT_TIME_LIMIT,
+    time_limit=settings.KINGUARD_FACE_HARD_TIME_LIMIT,
+    autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=True,
     retry_backoff_max=30,
     max_retries=5,
 )
 def run_face_check(self, check_id: str) -> str:
-    return services.face_check_run(check_id=check_id)
+    try:
+        return services.face_check_run(check_id=check_id)
+    except SoftTimeLimitExceeded:
+        # Hit outside the pipeline (the pipeline turns it into an outcome itself).
+        return services.face_check_abandon(check_id=check_id, reason="timeout")
 
 
 @shared_task
@@ -77,7 +124,7 @@ def queue_expiry_notices() -> int:
 def _notice_retry_errors() -> tuple[type[Exception], ...]:
     from .oversight.notices import NoticeDeliveryError
 
-    return (NoticeDeliveryError, DatabaseError)
+    return (NoticeDeliveryError, *TRANSIENT_ERRORS)
 
 
 @shared_task(

@@ -225,8 +225,35 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": 0.2,
     }
+
+
+def redis_transport_options() -> dict:
+    """Redis broker options (production and the integration tests' workers).
+
+    acks_late on Redis: a message a worker fetched but never acknowledged (the whole worker
+    was killed, or lost its connection) goes back to its queue once it has been unacked for
+    ``visibility_timeout`` seconds; a worker checks for such messages every
+    ``unacked_restore_interval`` seconds. The timeout must exceed the longest run of a task
+    (the face check's hard limit, KINGUARD_FACE_HARD_TIME_LIMIT = 45 s, with prefetch 1) or
+    running checks are delivered twice (harmless, they are idempotent, but wasted), and
+    timeout + interval must stay below KINGUARD_FACE_CHECK_STALE_SECONDS (120 s) or the
+    sweeper expires the check before it is redelivered. Socket timeouts make a publish to a
+    dead or hung Redis fail in seconds instead of hanging the guardian's request.
+    """
+    return {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "60")),
+        "unacked_restore_interval": int(os.environ.get("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
+        "unacked_restore_throttle": 1,
+        "socket_connect_timeout": 3,
+        "socket_timeout": 3,
+    }
+
+
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = redis_transport_options()
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_RESULT_BACKEND = None
+# Nothing reads task results; bench/face_throughput.py sets one to time its tasks.
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -244,6 +271,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A publish must fail fast when the broker is down so the guardian gets a clear answer.
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# On a lost broker connection, stop the running acks_late tasks: their messages are
+# redelivered anyway (unacked), so finishing them would only do the work twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Face check time limits (lookups.tasks.run_face_check): the soft limit ends the check
+# with an "error" verdict; the hard limit kills the worker child and closes it the same way.
+KINGUARD_FACE_SOFT_TIME_LIMIT = int(os.environ.get("KINGUARD_FACE_SOFT_TIME_LIMIT", "30"))
+KINGUARD_FACE_HARD_TIME_LIMIT = int(os.environ.get("KINGUARD_FACE_HARD_TIME_LIMIT", "45"))
+# A check whose worker died this many times is closed as an error (a poison probe).
+KINGUARD_FACE_CHECK_MAX_DELIVERIES = int(os.environ.get("KINGUARD_FACE_CHECK_MAX_DELIVERIES", "3"))
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-lookups": {"task": "lookups.tasks.sweep_stale", "schedule": timedelta(minutes=1)},
     "apply-retention": {"task": "lookups.tasks.apply_retention", "schedule": timedelta(minutes=5)},

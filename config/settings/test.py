@@ -3,6 +3,7 @@
 import os
 
 from .base import *  # noqa: F403
+from .base import redis_transport_options
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key"  # noqa: S105  # nosec B105 - test settings only
@@ -13,7 +14,12 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Unit tests call task functions directly; publishing goes to an in-memory broker.
 # Integration tests start a real worker on Redis and override this.
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "memory://")
-CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = (
+    redis_transport_options() if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else {}
+)
+# Fault injection (tests/integration): while this file exists, a face check waits inside
+# its compute phase, so a test can kill the worker mid-check. Defined only here.
+KINGUARD_TEST_HOLD_FILE = os.environ.get("KINGUARD_TEST_HOLD_FILE") or None
 CELERY_TASK_ALWAYS_EAGER = False
 AUTHENTICATION_BACKENDS = [
     "config.auth_backends.AxesBackendForTests",

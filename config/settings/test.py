@@ -6,7 +6,8 @@ from .base import *  # noqa: F403
 from .base import redis_transport_options
 
 DEBUG = False
-SECRET_KEY = "test-only-secret-key"  # noqa: S105  # nosec B105 - test settings only
+# Test settings only (bandit B105 reviewed).
+SECRET_KEY = "test-only-secret-key"  # noqa: S105  # nosec B105
 KINGUARD_ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWtpbmd1YXJkLWtleS0wMDAwMDAwMDA="]
 KINGUARD_ID_HASH_KEY = "test-only-id-hash-key"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

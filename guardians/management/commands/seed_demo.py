@@ -22,7 +22,8 @@ from lookups.audit import Actor
 from lookups.models import TestResult
 from lookups.services import result_record
 
-DEMO_PASSWORD = "kinguard-demo-2026"  # noqa: S105  # nosec B105 - public demo data, documented in README
+# Public demo data, documented in the README (bandit B105 reviewed).
+DEMO_PASSWORD = "kinguard-demo-2026"  # noqa: S105  # nosec B105
 # Fixed demo TOTP secrets so the demo authenticator entries survive a re-seed.
 DEMO_TOTP_KEYS = {
     "staff": "3132333435363738393031323334353637383930",

@@ -15,6 +15,7 @@ from lookups.oversight.admin_mixins import AuditedRecordViewMixin
 from lookups.oversight.services import person_view_record
 
 from . import id_numbers, permissions, services
+from .forms import MultipleImageField
 from .models import Authorization, Clinic, FaceEnrollment, Person, StaffMembership, User
 
 
@@ -290,22 +291,6 @@ class AuthorizationAdmin(StepUpMixin, ReadOnlyAfterCreateMixin, admin.ModelAdmin
         )
 
 
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*"}))
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data, initial=None):
-        single = super().clean
-        if isinstance(data, list | tuple):
-            return [single(item, initial) for item in data]
-        return [single(data, initial)]
-
-
 DEFAULT_CONSENT_TEXT = (
     "I agree that Kinguard stores a mathematical template of my face (not the photo), encrypted, "
     "to confirm that it is me when I look up test results. I can withdraw this consent at the clinic "
@@ -314,7 +299,7 @@ DEFAULT_CONSENT_TEXT = (
 
 
 class FaceEnrollmentForm(forms.ModelForm):
-    photos = MultipleFileField(label="Photos of the face (1 to 5; more than one lowers false rejections)")
+    photos = MultipleImageField(label="Photos of the face (1 to 5; more than one lowers false rejections)")
     consent_text = forms.CharField(widget=forms.Textarea, initial=DEFAULT_CONSENT_TEXT)
     consent_given = forms.BooleanField(label="The person read this text and gave their consent")
 

@@ -93,18 +93,37 @@ def _locked_lookup(lookup_id: uuid.UUID | str, user: User | None) -> LookupReque
         raise LookupNotFound from exc
 
 
+def _audit_step(
+    lookup: LookupRequest,
+    *,
+    actor: Actor,
+    action: str,
+    outcome: str,
+    target=None,
+    details: dict | None = None,
+) -> None:
+    """Audit one step of ``lookup``: the elder is the subject, their clinic the clinic."""
+    audit_record(
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        subject=lookup.elder,
+        target=lookup if target is None else target,
+        clinic=lookup.elder.clinic,
+        details=details,
+    )
+
+
 def _end(lookup: LookupRequest, *, state: str, reason: str, actor: Actor, action: str) -> None:
     lookup.state = state
     lookup.ended_at = _now()
     lookup.end_reason = reason
     _touch(lookup, ["state", "ended_at", "end_reason"])
-    audit_record(
+    _audit_step(
+        lookup,
         actor=actor,
         action=action,
         outcome=state,
-        subject=lookup.elder,
-        target=lookup,
-        clinic=lookup.elder.clinic,
         details={"reason": reason},
     )
 
@@ -309,13 +328,11 @@ def lookup_submit_face(*, actor: Actor, lookup_id: uuid.UUID | str, images: Sequ
     except face_pipeline.ProbeRejected as exc:
         with transaction.atomic():
             lookup = _locked_lookup(lookup_id, actor.user)
-            audit_record(
+            _audit_step(
+                lookup,
                 actor=actor,
                 action="face.upload_refused",
                 outcome=exc.code,
-                subject=lookup.elder,
-                target=lookup,
-                clinic=lookup.elder.clinic,
             )
         from .selectors import face_reason_message
 
@@ -346,13 +363,12 @@ def lookup_submit_face(*, actor: Actor, lookup_id: uuid.UUID | str, images: Sequ
                 lookup.state = State.CHECKING_FACE
                 lookup.face_attempts += 1
                 _touch(lookup, ["state", "face_attempts"])
-                audit_record(
+                _audit_step(
+                    lookup,
                     actor=actor,
                     action="face.submitted",
                     outcome="queued",
-                    subject=lookup.elder,
                     target=check,
-                    clinic=lookup.elder.clinic,
                     details={"lookup": str(lookup.pk), "frames": len(frames), "attempt": lookup.face_attempts},
                 )
                 from .tasks import run_face_check
@@ -391,13 +407,12 @@ def face_check_not_queued(*, check_id: uuid.UUID | str) -> None:
             lookup.state = State.AWAITING_FACE
             lookup.face_attempts = max(0, lookup.face_attempts - 1)
             _touch(lookup, ["state", "face_attempts"])
-        audit_record(
+        _audit_step(
+            lookup,
             actor=Actor.system("web"),
             action="face.not_queued",
             outcome="broker_unavailable",
-            subject=lookup.elder,
             target=check,
-            clinic=lookup.elder.clinic,
         )
 
 
@@ -528,13 +543,12 @@ def _record_verdict(*, check_id: uuid.UUID | str, computed: _Computed) -> str:
         check.outcome = outcome
         check.reason_code = computed.reason_code
         check.save()
-        audit_record(
+        _audit_step(
+            lookup,
             actor=actor,
             action="face.verdict",
             outcome=outcome,
-            subject=lookup.elder,
             target=check,
-            clinic=lookup.elder.clinic,
             details={
                 "lookup": str(lookup.pk),
                 "reason": computed.reason_code,
@@ -562,13 +576,11 @@ def _apply_verdict(lookup: LookupRequest, outcome: str, actor: Actor, now: dt.da
         lookup.granted_at = now
         lookup.grant_expires_at = now + dt.timedelta(minutes=settings.KINGUARD_GRANT_MINUTES)
         _touch(lookup, ["state", "granted_at", "grant_expires_at"])
-        audit_record(
+        _audit_step(
+            lookup,
             actor=actor,
             action="lookup.granted",
             outcome=State.GRANTED,
-            subject=lookup.elder,
-            target=lookup,
-            clinic=lookup.elder.clinic,
             details={"grant_expires_at": lookup.grant_expires_at},
         )
         return
@@ -603,13 +615,11 @@ def results_view(*, actor: Actor, lookup_id: uuid.UUID | str) -> ResultsView:
         refusal = _guard(lookup, actor, now, {State.GRANTED})
         if refusal is None:
             results = list(TestResult.objects.filter(elder=lookup.elder).only(*RESULT_FIELDS).order_by("-sampled_at"))
-            audit_record(
+            _audit_step(
+                lookup,
                 actor=actor,
                 action="results.viewed",
                 outcome="shown",
-                subject=lookup.elder,
-                target=lookup,
-                clinic=lookup.elder.clinic,
                 details={"results": [r.pk for r in results], "self": lookup.is_self_lookup},
             )
             notice_results_viewed(actor=actor, lookup=lookup)  # first view per lookup only
@@ -660,13 +670,12 @@ def sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:
                 now,
             )
             check.save(update_fields=["state", "outcome", "probe_path", "finished_at"])
-            audit_record(
+            _audit_step(
+                lookup,
                 actor=actor,
                 action="face.expired",
                 outcome="expired",
-                subject=lookup.elder,
                 target=check,
-                clinic=lookup.elder.clinic,
             )
             if lookup.state == State.CHECKING_FACE:
                 lookup.state = State.AWAITING_FACE

@@ -458,12 +458,33 @@ class _Echo:
 # --- anomaly flags ------------------------------------------------------------------------
 
 
+class AuditScopedAdmin(admin.ModelAdmin):
+    """For auditors and managers, limited to their clinics; nothing is added or deleted here."""
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        scope = permissions.audit_scope_q(request.user)
+        return queryset if scope is None else queryset.filter(scope)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return permissions.can_view_audit(request.user)
+
+    def has_module_permission(self, request) -> bool:
+        return permissions.can_view_audit(request.user)
+
+
 class AnomalyClinicFilter(ClinicFilter):
     pass
 
 
 @admin.register(AnomalyFlag)
-class AnomalyFlagAdmin(admin.ModelAdmin):
+class AnomalyFlagAdmin(AuditScopedAdmin):
     list_display = ("created_at", "rule", "key", "count", "clinic", "status", "acknowledged_by", "resolved_by")
     list_filter = ("status", "rule", AnomalyClinicFilter)
     list_select_related = ("clinic", "acknowledged_by", "resolved_by")
@@ -490,23 +511,6 @@ class AnomalyFlagAdmin(admin.ModelAdmin):
         "resolution_note",
     )
     fields = readonly_fields
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        scope = permissions.audit_scope_q(request.user)
-        return queryset if scope is None else queryset.filter(scope)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return permissions.can_view_audit(request.user)
-
-    def has_module_permission(self, request) -> bool:
-        return permissions.can_view_audit(request.user)
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is None:
@@ -556,29 +560,12 @@ class AnomalyFlagAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notice)
-class NoticeAdmin(admin.ModelAdmin):
+class NoticeAdmin(AuditScopedAdmin):
     list_display = ("created_at", "kind", "person", "status", "attempts", "email_sent_at", "sms_sent_at")
     list_filter = ("status", "kind")
     list_select_related = ("person",)
     show_facets = admin.ShowFacets.NEVER
     exclude = ("context",)
 
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        scope = permissions.audit_scope_q(request.user)
-        return queryset if scope is None else queryset.filter(scope)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
     def has_change_permission(self, request, obj=None) -> bool:
         return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return permissions.can_view_audit(request.user)
-
-    def has_module_permission(self, request) -> bool:
-        return permissions.can_view_audit(request.user)

@@ -12,7 +12,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -109,10 +110,27 @@ def person_page(person: Person, now: dt.datetime | None = None) -> PersonPage:
 
 AUTHORIZATION_VIEWS = {
     "pending": "Waiting for approval",
+    "removal": "Elders asked to remove",
     "expiring": f"Ending in the next {EXPIRING_DAYS} days",
     "active": "Active",
     "all": "All",
 }
+
+
+def removal_requested_q() -> Exists:
+    """Authorizations still in force whose elder asked for their removal (an audit event
+    ``authorization.removal_requested`` written by ``authorization_removal_request``)."""
+    from lookups.models import AuditEvent
+
+    from .services import REMOVAL_REQUEST_ACTION
+
+    requested = AuditEvent.objects.filter(
+        action=REMOVAL_REQUEST_ACTION,
+        target_type=Authorization._meta.label,
+        target_id=Cast(OuterRef("pk"), CharField()),
+    )
+    S = Authorization.Status
+    return Exists(requested) & Q(status__in=(S.PENDING, S.ACTIVE, S.SUSPENDED))
 
 
 def authorizations_list(
@@ -126,6 +144,8 @@ def authorizations_list(
     )
     if view == "pending":
         items = items.filter(status=S.PENDING).order_by("registered_at", "pk")
+    elif view == "removal":
+        items = items.filter(removal_requested_q()).order_by("registered_at", "pk")
     elif view == "expiring":
         items = items.filter(
             permissions.active_authorization_q(now), valid_until__lte=now + dt.timedelta(days=EXPIRING_DAYS)
@@ -153,6 +173,7 @@ def authorization_counts(user: User, now: dt.datetime | None = None) -> dict[str
     return permissions.staff_authorizations(user, A.VIEW).aggregate(
         pending=Count("pk", filter=Q(status=S.PENDING)),
         pending_for_me=Count("pk", filter=Q(status=S.PENDING) & ~Q(registered_by_id=user.pk)),
+        removal=Count("pk", filter=removal_requested_q()),
         expiring=Count(
             "pk",
             filter=permissions.active_authorization_q(now) & Q(valid_until__lte=now + dt.timedelta(days=EXPIRING_DAYS)),

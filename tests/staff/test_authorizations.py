@@ -203,3 +203,23 @@ def test_auditor_sees_but_cannot_act(auditor, authorization):
     assert page.status_code == 200
     assert reverse("staff:authorization_revoke", args=[authorization.pk]) not in page.content.decode()
     assert client.post(reverse("staff:authorization_revoke", args=[authorization.pk])).status_code == 403
+
+
+def test_elder_removal_requests_reach_the_desk(staff_client, clinic, staff, manager):
+    elder = factories.make_person(staff, clinic, "Asking Elder", elder=True, login=True)
+    guardian = factories.make_person(staff, clinic, "Unwanted Guardian", guardian=True)
+    kept = factories.make_person(staff, clinic, "Kept Guardian", guardian=True)
+    unwanted = factories.make_active_authorization(staff, manager, guardian, elder)
+    factories.make_active_authorization(staff, manager, kept, elder)
+    assert services.authorization_removal_request(
+        actor=Actor.for_user(elder.user), authorization_id=unwanted.pk, note="Please remove"
+    )
+    home = staff_client.get(reverse("staff:home")).content.decode()
+    assert "1 elder asked to remove a guardian" in home
+    listing = staff_client.get(reverse("staff:authorizations"), {"view": "removal"}).content.decode()
+    assert "Unwanted Guardian" in listing and "Kept Guardian" not in listing
+    # Once revoked, the request is handled and leaves the list.
+    services.authorization_revoke(actor=Actor.for_user(manager), authorization_id=unwanted.pk, reason="Elder's request")
+    listing = staff_client.get(reverse("staff:authorizations"), {"view": "removal"}).content.decode()
+    assert "Unwanted Guardian" not in listing
+    assert "asked to remove" not in staff_client.get(reverse("staff:home")).content.decode()

@@ -117,6 +117,8 @@ LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("KINGUARD_TIME_ZONE", "Asia/Shanghai")
 USE_I18N = True
+# Notices to elders (e-mail, SMS) are written in the elder's chosen language, else in this one.
+KINGUARD_NOTICE_LANGUAGE = os.environ.get("KINGUARD_NOTICE_LANGUAGE", "zh-hans")
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -27,3 +27,5 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 KINGUARD_SMS_BACKEND = "lookups.oversight.sms.LocmemSmsBackend"
+# Tests read notices in English unless a test asks for the elder's language explicitly.
+KINGUARD_NOTICE_LANGUAGE = "en"

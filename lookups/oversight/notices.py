@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core import mail
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from guardians import permissions
@@ -115,7 +115,7 @@ def notice_results_viewed(*, actor: Actor, lookup: LookupRequest) -> Notice | No
         person=lookup.elder,
         context={
             "viewer": lookup.requester_person.full_name,
-            "relationship": authorization.get_relationship_display() if authorization else "",
+            "relationship": authorization.relationship if authorization else "",
             "at": timezone.now().isoformat(),
         },
     )
@@ -142,7 +142,7 @@ def notice_authorization_changed(*, actor: Actor, authorization: Authorization, 
 def _authorization_context(authorization: Authorization) -> dict[str, Any]:
     return {
         "guardian": authorization.guardian.full_name,
-        "relationship": authorization.get_relationship_display(),
+        "relationship": authorization.relationship,
         "valid_until": authorization.valid_until.isoformat(),
         "reason": authorization.end_reason,
     }
@@ -182,9 +182,29 @@ def notices_queue_expiring(*, now: dt.datetime | None = None) -> int:
 # --- sending ------------------------------------------------------------------------------
 
 
+def notice_language(person: Person) -> str:
+    """The elder's own language if they chose one, else the deployment's notice language."""
+    user = person.user if person.user_id else None
+    return getattr(user, "preferred_language", "") or settings.KINGUARD_NOTICE_LANGUAGE
+
+
+def _relationship_label(code: str) -> str:
+    """The relationship in the active language (older notices stored the English label)."""
+    try:
+        return str(Authorization.Relationship(code).label)
+    except ValueError:
+        return code
+
+
 def render_notice(notice: Notice) -> tuple[str, str, str]:
-    """(email subject, email body, SMS text). No results, no ID numbers: only who and when."""
-    c = notice.context
+    """(email subject, email body, SMS text) in the elder's language. No results, no ID
+    numbers: only who and when."""
+    with translation.override(notice_language(notice.person)):
+        return _render_notice(notice)
+
+
+def _render_notice(notice: Notice) -> tuple[str, str, str]:
+    c = {**notice.context, "relationship": _relationship_label(notice.context.get("relationship", ""))}
     clinic = notice.clinic
     contact = _("If you did not expect this, please contact %(clinic)s%(phone)s.") % {
         "clinic": clinic.name,

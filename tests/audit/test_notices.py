@@ -203,3 +203,20 @@ def test_broker_outage_does_not_fail_the_results_page_and_beat_requeues(
     assert notices.notices_requeue_stale(now=timezone.now()) == 0  # within the grace period
     assert notices.notices_requeue_stale(now=timezone.now() + dt.timedelta(minutes=20)) == 1
     assert published == [notice.pk]
+
+
+def test_notices_are_written_in_the_elders_language(guardian, reachable_elder, authorization, settings):
+    settings.KINGUARD_NOTICE_LANGUAGE = "zh-hans"  # the deployment default
+    lookup = granted_lookup(guardian, reachable_elder)
+    services.results_view(actor=Actor.for_user(guardian.user), lookup_id=lookup.pk)
+    assert send_all() == [Notice.Status.SENT]
+    chinese = mail.outbox[-1]
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in chinese.subject), chinese.subject
+    assert "Your test results were viewed" not in chinese.subject
+    assert guardian.full_name in chinese.body
+    assert "子女" in chinese.body  # the relationship, translated too
+    assert "viewed your test results" not in chinese.body
+    # An elder who chose English in their own account gets English.
+    reachable_elder.user = factories.UserFactory(preferred_language="en")
+    reachable_elder.save(update_fields=["user"])
+    assert notices.notice_language(reachable_elder) == "en"

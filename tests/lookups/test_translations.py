@@ -16,26 +16,34 @@ PO = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po
 MO = PO.with_suffix(".mo")
 
 
-def po_entries() -> dict[str, str]:
-    """msgid -> msgstr of a .po file written without line wrapping (as committed)."""
+def po_entries() -> dict[tuple[str | None, str], str]:
+    """(msgctxt, msgid) -> msgstr of a .po file written without line wrapping (as committed)."""
     import json
 
-    entries, msgid = {}, None
+    entries, context, msgid = {}, None, None
     for line in PO.read_text(encoding="utf-8").splitlines():
-        if line.startswith("msgid "):
+        if line.startswith("msgctxt "):
+            context = json.loads(line[8:])
+        elif line.startswith("msgid "):
             msgid = json.loads(line[6:])
-        elif line.startswith("msgstr ") and msgid:
-            entries[msgid] = json.loads(line[7:])
+        elif line.startswith(("msgstr ", "msgstr[0] ")) and msgid:
+            entries[(context, msgid)] = json.loads(line.split(" ", 1)[1])
+            context = msgid = None
     return entries
 
 
 def test_every_message_is_translated_and_the_mo_matches_the_po():
     entries = po_entries()
     assert len(entries) > 150
-    assert [msgid for msgid, msgstr in entries.items() if not msgstr] == []
+    assert [key for key, msgstr in entries.items() if not msgstr] == []
     with MO.open("rb") as handle:
         catalog = gettext.GNUTranslations(handle)
-    stale = [msgid for msgid, msgstr in entries.items() if catalog.gettext(msgid) != msgstr]
+
+    def compiled(key):
+        context, msgid = key
+        return catalog.pgettext(context, msgid) if context else catalog.gettext(msgid)
+
+    stale = [key for key, msgstr in entries.items() if compiled(key) != msgstr]
     assert stale == [], "run `manage.py compilemessages` (the .mo is older than the .po)"
 
 

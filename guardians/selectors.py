@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.translation import gettext, gettext_lazy
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -109,11 +111,11 @@ def person_page(person: Person, now: dt.datetime | None = None) -> PersonPage:
 
 
 AUTHORIZATION_VIEWS = {
-    "pending": "Waiting for approval",
-    "removal": "Elders asked to remove",
-    "expiring": f"Ending in the next {EXPIRING_DAYS} days",
-    "active": "Active",
-    "all": "All",
+    "pending": gettext_lazy("Waiting for approval"),
+    "removal": gettext_lazy("Elders asked to remove"),
+    "expiring": lazy(lambda: gettext("Ending in the next %(days)d days") % {"days": EXPIRING_DAYS}, str)(),
+    "active": gettext_lazy("Active"),
+    "all": gettext_lazy("All"),
 }
 
 

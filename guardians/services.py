@@ -462,6 +462,35 @@ def face_enroll(
     return enrollment
 
 
+def face_enrollment_withdraw(*, actor: Actor, person: Person, reason: str) -> bool:
+    """The person withdrew their biometric consent: delete their face template now.
+
+    Locks the person row; audited (``face.consent_withdrawn``) in the same transaction.
+    Lookups needing a face then stop at the face step ("not enrolled") until a new consent
+    and enrollment. Returns False when there was no template.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError("Give a reason (for example: at the person's request).")
+    if actor.user is None or not permissions.staff_can(actor.user, permissions.StaffAction.ENROLL, person.clinic_id):
+        raise NotPermitted("You may not change enrollments at this clinic.")
+    with transaction.atomic():
+        Person.objects.select_for_update().get(pk=person.pk)
+        enrollment = FaceEnrollment.objects.filter(person=person).first()
+        if enrollment is None:
+            return False
+        audit_record(
+            actor=actor,
+            action="face.consent_withdrawn",
+            outcome="template_deleted",
+            subject=person,
+            clinic=person.clinic,
+            details={"reason": reason[:300], "enrolled_at": enrollment.enrolled_at},
+        )
+        enrollment.delete()
+    return True
+
+
 def face_template_of(person: Person):
     """Decrypt a person's reference template (numpy vector) or None if not enrolled."""
     from lookups import face_pipeline

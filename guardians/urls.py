@@ -21,6 +21,7 @@ urlpatterns = [
     path("people/<uuid:public_id>/backup-codes/", views.backup_codes, name="backup_codes"),
     path("people/<uuid:public_id>/face/consent/", views.face_consent, name="face_consent"),
     path("people/<uuid:public_id>/face/", views.face_enroll, name="face_enroll"),
+    path("people/<uuid:public_id>/face/withdraw/", views.face_withdraw, name="face_withdraw"),
     path("authorizations/", views.authorizations, name="authorizations"),
     path("authorizations/new/", views.authorization_new, name="authorization_new"),
     path("authorizations/<int:pk>/", views.authorization, name="authorization"),

@@ -438,6 +438,25 @@ def face_enroll(request: HttpRequest, public_id) -> HttpResponse:
     )
 
 
+@staff_view(A.ENROLL)
+@require_POST
+def face_withdraw(request: HttpRequest, public_id) -> HttpResponse:
+    """The person withdrew their biometric consent: the face template is deleted at once."""
+    found = _person_or_404(request, public_id, A.ENROLL)
+    try:
+        deleted = services.face_enrollment_withdraw(
+            actor=Actor.from_request(request), person=found, reason=request.POST.get("reason", "")
+        )
+    except services.ServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        if deleted:
+            messages.success(request, _("The face template is deleted."))
+        else:
+            messages.info(request, _("No face was enrolled."))
+    return redirect("staff:person", found.public_id)
+
+
 # --- authorizations -----------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ OBJECT_URLS = {
     "backup_codes": "guardian",
     "face_consent": "guardian",
     "face_enroll": "guardian",
+    "face_withdraw": "guardian",
     "authorization": "authorization",
     "authorization_approve": "authorization",
     "authorization_revoke": "authorization",

@@ -4,7 +4,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from guardians import services
 from guardians.models import FaceConsent, FaceEnrollment
+from lookups.audit import Actor
 from lookups.models import AuditEvent
 from tests.conftest import face_bytes
 
@@ -132,3 +134,19 @@ def test_stale_consent_must_be_recorded_again(staff_client, staff, guardian):
     )
     response = staff_client.get(reverse("staff:face_enroll", args=[guardian.public_id]))
     assert response.status_code == 302 and response.url.endswith("/face/consent/")
+
+
+def test_withdrawn_consent_deletes_the_template_at_once(staff_client, staff, guardian):
+    services.face_enroll(
+        actor=Actor.for_user(staff), person=guardian, images=[face_bytes("person_02/01.jpg")], consent_text="ok"
+    )
+    url = reverse("staff:face_withdraw", args=[guardian.public_id])
+    assert staff_client.post(url, {"reason": "  "}).status_code == 302
+    assert FaceEnrollment.objects.filter(person=guardian).exists()  # a reason is required
+    response = staff_client.post(url, {"reason": "At the person's request"}, follow=True)
+    assert "The face template is deleted." in response.content.decode()
+    assert not FaceEnrollment.objects.filter(person=guardian).exists()
+    event = AuditEvent.objects.get(action="face.consent_withdrawn")
+    assert event.subject == guardian and event.details["reason"] == "At the person's request"
+    assert services.face_template_of(guardian) is None
+    assert staff_client.get(url).status_code == 405

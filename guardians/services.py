@@ -840,12 +840,6 @@ def face_enroll_with_consent(*, actor: Actor, person: Person, consent_id: int, s
     return enrollment
 
 
-def staff_record_viewed(*, actor: Actor, person: Person) -> None:
-    """Audit a staff member opening a person's record (every staff view of a record is logged)."""
-    with transaction.atomic():
-        audit_record(actor=actor, action="person.viewed", outcome="staff", subject=person, clinic=person.clinic)
-
-
 def staff_sign_in_record(*, actor: Actor, username: str, ok: bool, reason: str = "") -> None:
     """Audit a staff sign-in attempt (password + one-time code) on the workspace login page."""
     with transaction.atomic():

@@ -32,6 +32,7 @@ from django.views.decorators.http import require_POST
 from config.middleware import otp_is_fresh, otp_mark_fresh
 from lookups import services as lookup_services
 from lookups.audit import Actor
+from lookups.oversight.services import authorization_view_record, person_view_record
 
 from . import forms, id_numbers, permissions, selectors, services
 from .models import Authorization
@@ -241,7 +242,7 @@ def register_guardian(request: HttpRequest) -> HttpResponse:
 def person(request: HttpRequest, public_id) -> HttpResponse:
     """The person's record. Opening it is audited (every staff view of a record is)."""
     found = _person_or_404(request, public_id)
-    services.staff_record_viewed(actor=Actor.from_request(request), person=found)
+    person_view_record(actor=Actor.from_request(request), person=found)
     allowed = permissions.staff_actions_at(request.user, found.clinic_id)
     return render(
         request,
@@ -575,7 +576,9 @@ def _authorization_page(request: HttpRequest, authorization: Authorization, stat
 
 @staff_view()
 def authorization(request: HttpRequest, pk: int) -> HttpResponse:
-    return _authorization_page(request, _authorization_or_404(request, pk))
+    found = _authorization_or_404(request, pk)
+    authorization_view_record(actor=Actor.from_request(request), authorization=found)
+    return _authorization_page(request, found)
 
 
 @staff_view(A.MANAGE_AUTHORIZATIONS)

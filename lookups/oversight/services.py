@@ -17,7 +17,7 @@ from django.core import mail
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from guardians.models import Clinic, Person, StaffMembership
+from guardians.models import Authorization, Clinic, Person, StaffMembership
 
 from ..audit import Actor, ChainBreak, audit_record, verify_chain
 from ..models import AnomalyFlag, TestResult
@@ -82,7 +82,7 @@ def login_record_failure(*, actor: Actor, username: str, via: str, reasons: list
 
 
 def person_view_record(*, actor: Actor, person: Person) -> None:
-    """Audit a staff member opening a person's record in the admin."""
+    """Audit a staff member opening a person's record (staff workspace or admin)."""
     audit_record(
         actor=actor,
         action="person.viewed",
@@ -91,6 +91,18 @@ def person_view_record(*, actor: Actor, person: Person) -> None:
         target=person,
         clinic=person.clinic,
         details={"is_elder": person.is_elder, "is_guardian": person.is_guardian},
+    )
+
+
+def authorization_view_record(*, actor: Actor, authorization: Authorization) -> None:
+    """Audit a staff member opening an authorization (who may act for the elder, and why)."""
+    audit_record(
+        actor=actor,
+        action="authorization.viewed",
+        outcome="ok",
+        subject=authorization.elder,
+        target=authorization,
+        clinic=authorization.clinic,
     )
 
 

@@ -223,3 +223,9 @@ def test_elder_removal_requests_reach_the_desk(staff_client, clinic, staff, mana
     listing = staff_client.get(reverse("staff:authorizations"), {"view": "removal"}).content.decode()
     assert "Unwanted Guardian" not in listing
     assert "asked to remove" not in staff_client.get(reverse("staff:home")).content.decode()
+
+
+def test_opening_an_authorization_is_audited(staff_client, staff, authorization):
+    assert staff_client.get(reverse("staff:authorization", args=[authorization.pk])).status_code == 200
+    viewed = AuditEvent.objects.get(action="authorization.viewed")
+    assert (viewed.actor, viewed.subject, viewed.target_id) == (staff, authorization.elder, str(authorization.pk))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from .audit_vocabulary import AuditAction, require_action
 from .models import AuditChainHead, AuditEvent
 
 if TYPE_CHECKING:
@@ -87,14 +88,19 @@ def compute_hash(prev_hash: str, event: AuditEvent) -> str:
 def audit_record(
     *,
     actor: Actor,
-    action: str,
+    action: AuditAction | str,
     outcome: str = "",
     subject: Person | None = None,
     target: models.Model | None = None,
     clinic: Clinic | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event. Locks the chain head until the caller's transaction ends."""
+    """Append one event. Locks the chain head until the caller's transaction ends.
+
+    ``action`` must be a member of the closed vocabulary (:class:`AuditAction`); anything else
+    raises :class:`~lookups.audit_vocabulary.UnknownAuditAction` before any row is touched.
+    """
+    action = require_action(action).value
     with transaction.atomic():
         head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
         if head is None:

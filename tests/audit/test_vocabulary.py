@@ -120,3 +120,39 @@ def test_elder_report_shows_every_action_it_promises(auditor, elder, staff):
             assert sequence in in_lookup_rows, member
         else:
             assert sequence in {e.sequence for e in getattr(report, sections[section])}, member
+
+
+@pytest.mark.django_db
+def test_elder_report_shows_staff_views_through_the_real_services(auditor, staff, manager, guardian, elder):
+    """Through the services staff pages call: person, result, sampling photo and
+    authorization views of this elder all appear among the report's staff views."""
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    from lookups import services as lookup_services
+    from lookups.oversight import services as oversight_services
+    from tests import factories
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "red").save(buffer, format="PNG")
+    result = factories.make_result(staff, elder, sampling_photo=SimpleUploadedFile("p.png", buffer.getvalue()))
+    authorization = factories.make_active_authorization(staff, manager, guardian, elder)
+    actor = Actor.for_user(staff)
+    oversight_services.person_view_record(actor=actor, person=elder)
+    oversight_services.result_view_record(actor=actor, result=result)
+    oversight_services.authorization_view_record(actor=actor, authorization=authorization)
+    handle, _ = lookup_services.result_sampling_photo_open(
+        actor=actor, result_id=result.pk, reason="Elder disputes the sample identity"
+    )
+    handle.close()
+    start = timezone.now() - dt.timedelta(hours=1)
+    report = selectors.elder_report(auditor, elder, start, timezone.now() + dt.timedelta(hours=1))
+    shown = {event.action for event in report.staff_views}
+    assert {
+        "person.viewed",
+        "result.viewed_by_staff",
+        "authorization.viewed",
+        "result.sampling_photo_viewed",
+    } <= shown

@@ -29,7 +29,7 @@ from guardians.models import Clinic, Person
 
 from ..audit import Actor
 from ..models import AnomalyFlag, AuditEvent, Notice
-from . import anomalies, catalog, charts, selectors, services
+from . import anomalies, catalog, charts, selectors, services, spreadsheet
 from .paginator import EstimatedCountPaginator
 
 # --- filters ------------------------------------------------------------------------------
@@ -438,9 +438,9 @@ class AuditEventAdmin(admin.ModelAdmin):
         writer = csv.writer(_Echo())
 
         def rows():
-            yield writer.writerow(selectors.EXPORT_COLUMNS)
+            yield spreadsheet.BOM + writer.writerow(selectors.EXPORT_COLUMNS)
             for row in selectors.export_rows(request.user, start, end, up_to):
-                yield writer.writerow(row)
+                yield writer.writerow(spreadsheet.neutralise_row(row))
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="kinguard-audit-{since}-{until}.csv"'

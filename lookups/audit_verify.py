@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from typing import Any
 
 FORMAT = "kinguard-audit-bundle/1"
+HEAD_FORMAT = "kinguard-audit-head/1"
+HEAD_FIELDS = ("format", "sequence", "hash", "signed_at", "key_id")
 GENESIS_HASH = "0" * 64
 # The fields the hash covers, in the bundle's names (see lookups.audit.canonical_bytes).
 HASHED_FIELDS = (
@@ -59,14 +61,45 @@ def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical_content(content)).hexdigest()
 
 
+def head_message(head: dict[str, Any]) -> bytes:
+    """The bytes an Ed25519 head signature covers."""
+    return json.dumps({f: head[f] for f in HEAD_FIELDS}, sort_keys=True, separators=(",", ":")).encode()
+
+
 class BundleError(Exception):
     def __init__(self, line: int, message: str) -> None:
         super().__init__(f"line {line}: {message}")
         self.line = line
 
 
-def verify_lines(lines: Iterable[str]) -> dict[str, Any]:
-    """Check a bundle; return its header on success, raise BundleError naming the first bad line."""
+def verify_signed_head(header: dict[str, Any], hashes: dict[int, str], public_key_b64: str) -> str:
+    """Check the bundle's signed head with the public key; a line saying what it proves."""
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    head = header.get("signed_head")
+    if not head:
+        raise BundleError(1, "the bundle carries no signed head")
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
+        key.verify(base64.b64decode(head["signature"]), head_message(head))
+    except (InvalidSignature, ValueError, KeyError) as exc:
+        raise BundleError(1, "the signed head's signature does not verify with this public key") from exc
+    sequence = int(head["sequence"])
+    if sequence in hashes:
+        if hashes[sequence] != head["hash"]:
+            raise BundleError(0, f"event {sequence} differs from the signed head: rewritten and re-chained")
+        return f"signed head #{sequence} ({head['signed_at']}) is inside the slice and matches"
+    if sequence > int(header["last_sequence"]):
+        return f"signed head #{sequence} ({head['signed_at']}) is later than the slice: its signature is valid"
+    return f"signed head #{sequence} ({head['signed_at']}) is earlier than the slice: its signature is valid"
+
+
+def verify_lines(lines: Iterable[str], hashes: dict[int, str] | None = None) -> dict[str, Any]:
+    """Check a bundle; return its header on success, raise BundleError naming the first bad line.
+    ``hashes``, when given, receives each position's hash by sequence."""
     iterator = iter(enumerate(lines, start=1))
     try:
         _, first_line = next(iterator)
@@ -102,6 +135,8 @@ def verify_lines(lines: Iterable[str]) -> dict[str, Any]:
         elif row.get("type") != "link":
             raise BundleError(number, f"unknown row type {row.get('type')!r}")
         expected_prev = last_hash = row["hash"]
+        if hashes is not None:
+            hashes[sequence] = last_hash
         expected_sequence += 1
     if expected_sequence - 1 != int(header["last_sequence"]):
         raise BundleError(0, f"bundle ends at {expected_sequence - 1}, header says {header['last_sequence']}")
@@ -113,10 +148,17 @@ def verify_lines(lines: Iterable[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lookups.audit_verify", description=__doc__.splitlines()[0])
     parser.add_argument("bundle", help="the .jsonl verification bundle")
+    parser.add_argument("--public-key", help="the audit signing public key (base64, from manage.py audit_public_key)")
     args = parser.parse_args(argv)
+    hashes: dict[int, str] = {}
     try:
         with open(args.bundle, encoding="utf-8") as handle:
-            header = verify_lines(handle)
+            header = verify_lines(handle, hashes)
+        signed = (
+            verify_signed_head(header, hashes, args.public_key)
+            if args.public_key
+            else "no --public-key: head not checked"
+        )
     except BundleError as exc:
         print(f"NOT VERIFIED: {exc}")
         return 1
@@ -125,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         f"VERIFIED: events {header['first_sequence']}..{header['last_sequence']} are an unaltered, gap-free "
-        f"slice of the chain ending in {header['anchor_last_hash']}"
+        f"slice of the chain ending in {header['anchor_last_hash']}; {signed}"
     )
     return 0
 

@@ -374,6 +374,7 @@ def bundle_lines(user: User, start: dt.datetime, end: dt.datetime, up_to_sequenc
     verifiable without revealing other clinics' events. The header carries both anchors.
     """
     from lookups.audit import hashed_content
+    from lookups.audit_signing import latest_signed_head
     from lookups.audit_verify import FORMAT
 
     clinic_ids = permissions.audit_clinic_ids(user)
@@ -396,6 +397,7 @@ def bundle_lines(user: User, start: dt.datetime, end: dt.datetime, up_to_sequenc
         "anchor_last_hash": last_hash,
         "head": {"sequence": head.get("last_sequence"), "hash": head.get("last_hash")},
         "scope": "all clinics" if clinic_ids is None else sorted(clinic_ids),
+        "signed_head": latest_signed_head(),
     }
     yield json.dumps(header, sort_keys=True, ensure_ascii=False) + "\n"
     rows = AuditEvent.objects.filter(sequence__gte=first, sequence__lte=last).order_by("sequence")

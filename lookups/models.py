@@ -327,3 +327,7 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} → {self.person.full_name} ({self.status})"
+
+
+# --- laboratory delivery over FHIR (issue 15) ---------------------------------------------
+from .fhir.models import LabCodeMap, LabReport, LabSender, PendingLabResult  # noqa: E402, F401

@@ -99,6 +99,8 @@ class AuditAction(models.TextChoices):
     KEYS_ROTATED = "keys.rotated", _("Encryption keys rotated")
     RETENTION_LOOKUP_DELETED = "retention.lookup_deleted", _("Old lookup deleted (retention)")
     RETENTION_APPLIED = "retention.applied", _("Retention sweep applied")
+    FHIR_DELIVERY_ACCEPTED = "fhir.delivery_accepted", _("Laboratory delivery accepted")
+    FHIR_DELIVERY_REFUSED = "fhir.delivery_refused", _("Laboratory delivery refused")
 
 
 A = AuditAction
@@ -180,6 +182,8 @@ INFO: dict[AuditAction, ActionInfo] = {
     A.KEYS_ROTATED: _info("security"),
     A.RETENTION_LOOKUP_DELETED: _info("delete"),
     A.RETENTION_APPLIED: _info("delete"),
+    A.FHIR_DELIVERY_ACCEPTED: _info("create"),
+    A.FHIR_DELIVERY_REFUSED: _info("security"),
 }
 
 # Names written before the vocabulary closed -> the member that records the same fact now.

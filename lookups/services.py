@@ -745,6 +745,38 @@ def result_record(
         raise LookupRefused("not_staff", _("You are not staff of this person's clinic."))
     if reported_at < sampled_at:
         raise LookupRefused("bad_dates", _("A result cannot be reported before the sample was taken."))
+    return result_save(
+        actor=actor,
+        elder=elder,
+        kind=kind,
+        sampled_at=sampled_at,
+        site=site,
+        lab=lab,
+        result=result,
+        reported_at=reported_at,
+        sampling_photo=sampling_photo,
+        source="staff",
+    )
+
+
+def result_save(
+    *,
+    actor: Actor,
+    elder: Person,
+    kind: str,
+    sampled_at: dt.datetime,
+    site: str,
+    lab: str,
+    result: str,
+    reported_at: dt.datetime,
+    sampling_photo=None,
+    source: str = "staff",
+) -> TestResult:
+    """Write one result and its ``result.recorded`` event in one transaction.
+
+    No permission check: callers decide who may record (``result_record`` checks staff, the
+    FHIR endpoint checks the sender's clinics) and validate the dates.
+    """
     with transaction.atomic():
         record = TestResult(
             clinic=elder.clinic,
@@ -767,7 +799,7 @@ def result_record(
             subject=elder,
             target=record,
             clinic=elder.clinic,
-            details={"kind": kind, "with_photo": bool(sampling_photo)},
+            details={"kind": kind, "with_photo": bool(sampling_photo)} | ({} if source == "staff" else {"source": source}),
         )
     return record
 

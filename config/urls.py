@@ -25,4 +25,6 @@ urlpatterns = [
     path("accounts/", include("guardians.account_urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    # Laboratory result delivery, FHIR R4 (write only; lookups.fhir).
+    path("fhir/", include("lookups.fhir.urls")),
 ]

@@ -799,7 +799,8 @@ def result_save(
             subject=elder,
             target=record,
             clinic=elder.clinic,
-            details={"kind": kind, "with_photo": bool(sampling_photo)} | ({} if source == "staff" else {"source": source}),
+            details={"kind": kind, "with_photo": bool(sampling_photo)}
+            | ({} if source == "staff" else {"source": source}),
         )
     return record
 

@@ -257,7 +257,7 @@ class _Context:
             [
                 Issue(
                     "required",
-                    f"This sender serves several clinics: name one in managingOrganization.identifier (system {CLINIC_SYSTEM}).",
+                    f"This sender serves several clinics: name one in managingOrganization.identifier ({CLINIC_SYSTEM}).",
                     f"{where}.managingOrganization",
                 )
             ],

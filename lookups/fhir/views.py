@@ -156,7 +156,7 @@ def capability_statement() -> dict:
                     },
                     {
                         "type": "Patient",
-                        "documentation": "Only contained or in a Bundle, as the report's subject; never stored as such.",
+                        "documentation": "Only as the report's subject (contained or in a Bundle); never stored.",
                     },
                 ],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],

@@ -155,9 +155,34 @@ def test_bundle_with_referenced_patient_and_observation(client, lab, elder):
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient", "identifier": [{"system": ID_SYSTEM, "value": KNOWN}]}, "request": {"method": "POST", "url": "Patient"}},
-            {"fullUrl": "urn:uuid:o", "resource": {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]}, "effectiveDateTime": "2026-11-30T08:00:00+08:00", "valueQuantity": {"value": 13.5, "unit": "g/dL"}}, "request": {"method": "POST", "url": "Observation"}},
-            {"fullUrl": "urn:uuid:r", "resource": {"resourceType": "DiagnosticReport", "identifier": [{"system": "urn:lab:city", "value": "R-9"}], "status": "final", "code": {"text": "Blood"}, "subject": {"reference": "urn:uuid:p"}, "result": [{"reference": "urn:uuid:o"}]}, "request": {"method": "POST", "url": "DiagnosticReport"}},
+            {
+                "fullUrl": "urn:uuid:p",
+                "resource": {"resourceType": "Patient", "identifier": [{"system": ID_SYSTEM, "value": KNOWN}]},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "fullUrl": "urn:uuid:o",
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                    "effectiveDateTime": "2026-11-30T08:00:00+08:00",
+                    "valueQuantity": {"value": 13.5, "unit": "g/dL"},
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {
+                "fullUrl": "urn:uuid:r",
+                "resource": {
+                    "resourceType": "DiagnosticReport",
+                    "identifier": [{"system": "urn:lab:city", "value": "R-9"}],
+                    "status": "final",
+                    "code": {"text": "Blood"},
+                    "subject": {"reference": "urn:uuid:p"},
+                    "result": [{"reference": "urn:uuid:o"}],
+                },
+                "request": {"method": "POST", "url": "DiagnosticReport"},
+            },
         ],
     }
     response = post(client, "/fhir/", bundle, lab.token)
@@ -210,10 +235,35 @@ def test_batch_answers_per_entry(client, lab, elder):
         ("/fhir/", {"resourceType": "Patient"}, 400, "not-supported"),
         ("/fhir/", {"resourceType": "Bundle", "type": "document", "entry": []}, 400, "not-supported"),
         ("/fhir/", {"resourceType": "Bundle", "type": "transaction", "entry": []}, 400, "required"),
-        ("/fhir/", {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "Account", "status": "active"}}]}, 400, "not-supported"),
+        (
+            "/fhir/",
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [{"resource": {"resourceType": "Account", "status": "active"}}],
+            },
+            400,
+            "not-supported",
+        ),
         ("/fhir/", {"resourceType": "Bundle", "type": "transaction", "entry": "x"}, 400, None),
         ("/fhir/DiagnosticReport", {"resourceType": "Observation"}, 400, "not-supported"),
-        ("/fhir/DiagnosticReport", {"resourceType": "DiagnosticReport", "status": "bogus", "code": {}}, 400, "invalid"),
+        ("/fhir/DiagnosticReport", {"resourceType": "DiagnosticReport", "status": 5, "code": {}}, 400, "invalid"),
+        (
+            "/fhir/DiagnosticReport",
+            {"resourceType": "DiagnosticReport", "status": "final", "code": {}, "bogus": 1},
+            400,
+            "invalid",
+        ),
+        (
+            "/fhir/",
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [{"resource": {"resourceType": "Observation", "valueQuantity": "x"}}],
+            },
+            400,
+            "invalid",
+        ),
     ],
 )
 def test_malformed_deliveries(client, lab, elder, path, body, status, code):
@@ -232,7 +282,11 @@ def mutate(fn):
     ("body", "code", "expression"),
     [
         (report(code=("http://loinc.org", "12345-6")), "code-invalid", "DiagnosticReport.result[0].code"),
-        (report(number=KNOWN[:-1] + ("0" if KNOWN[-1] != "0" else "1")), "value", "DiagnosticReport.subject.identifier"),
+        (
+            report(number=KNOWN[:-1] + ("0" if KNOWN[-1] != "0" else "1")),
+            "value",
+            "DiagnosticReport.subject.identifier",
+        ),
         (report(number="123"), "value", "DiagnosticReport.subject.identifier"),
         (report(status="preliminary"), "not-supported", "DiagnosticReport.status"),
         (mutate(lambda r: r.pop("identifier")), "required", "DiagnosticReport.identifier"),
@@ -241,8 +295,16 @@ def mutate(fn):
         (mutate(lambda r: r.update(result=[{"reference": "#p"}])), "invalid", "DiagnosticReport.result[0]"),
         (mutate(lambda r: r["contained"][1].pop("valueCodeableConcept")), "required", "DiagnosticReport.result[0]"),
         (mutate(lambda r: r.update(issued="2099-01-01T00:00:00+00:00")), "value", "DiagnosticReport.issued"),
-        (mutate(lambda r: r.update(effectiveDateTime="2026-12-31T00:00:00+00:00")), "value", "DiagnosticReport.result[0]"),
-        (mutate(lambda r: r["contained"][1].update(valueCodeableConcept={"text": "x" * 300})), "too-long", "DiagnosticReport.result[0]"),
+        (
+            mutate(lambda r: r.update(effectiveDateTime="2026-12-31T00:00:00+00:00")),
+            "value",
+            "DiagnosticReport.result[0]",
+        ),
+        (
+            mutate(lambda r: r["contained"][1].update(valueCodeableConcept={"text": "x" * 300})),
+            "too-long",
+            "DiagnosticReport.result[0]",
+        ),
     ],
 )
 def test_invalid_reports_are_unprocessable(client, lab, elder, body, code, expression):
@@ -315,7 +377,15 @@ def test_token_is_stored_only_hashed(lab):
 
 
 @pytest.mark.parametrize(
-    "path", ["/fhir/", "/fhir/DiagnosticReport", "/fhir/Patient", "/fhir/Patient?identifier=x", "/fhir/DiagnosticReport/1", "/fhir/Observation"]
+    "path",
+    [
+        "/fhir/",
+        "/fhir/DiagnosticReport",
+        "/fhir/Patient",
+        "/fhir/Patient?identifier=x",
+        "/fhir/DiagnosticReport/1",
+        "/fhir/Observation",
+    ],
 )
 def test_a_sender_can_read_nothing(client, lab, elder, path):
     post(client, "/fhir/DiagnosticReport", report(), lab.token)

@@ -105,6 +105,11 @@ def person_register(
                 clinic=clinic,
                 details={"is_elder": is_elder, "is_guardian": is_guardian},
             )
+            # Lab results that arrived before the registration (issue 15). Imported here:
+            # lookups depends on guardians, never the other way round at import time.
+            from lookups.fhir.services import pending_attach
+
+            pending_attach(actor=actor, person=person)
     except IntegrityError as exc:  # a concurrent registration of the same number won
         raise DuplicatePerson(Person.objects.get(id_number_hash=digest)) from exc
     return person

@@ -257,7 +257,7 @@ class _Context:
             [
                 Issue(
                     "required",
-                    f"This sender serves several clinics: name one in managingOrganization.identifier ({CLINIC_SYSTEM}).",
+                    f"Several clinics are served: name one in managingOrganization.identifier ({CLINIC_SYSTEM}).",
                     f"{where}.managingOrganization",
                 )
             ],
@@ -597,3 +597,44 @@ def _batch(sender: LabSender, actor: Actor, entries: list[dict[str, Any]]) -> De
     with transaction.atomic():
         _audit_accepted(actor, sender, kind="Bundle/batch", counts=counts)
     return Delivered(200, {"resourceType": "Bundle", "type": "batch-response", "entry": answers})
+
+
+def pending_attach(*, actor: Actor, person: Person) -> int:
+    """Attach results waiting for ``person`` (same keyed hash, a sender serving their clinic).
+
+    Called by ``guardians.services.person_register`` inside its transaction, so the results
+    exist exactly when the registration does. Returns how many results were recorded.
+    """
+    from lookups.services import result_save
+
+    waiting = (
+        PendingLabResult.objects.select_for_update()
+        .filter(id_number_hash=person.id_number_hash, sender__clinics=person.clinic)
+        .select_related("sender", "report")
+        .order_by("received_at")
+    )
+    recorded = 0
+    for pending in waiting:
+        payload = json.loads(crypto.decrypt(pending.payload_ciphertext))
+        results = [
+            result_save(
+                actor=actor,
+                elder=person,
+                kind=row["kind"],
+                sampled_at=dt.datetime.fromisoformat(row["sampled_at"]),
+                site=pending.sender.name[:200],
+                lab=pending.sender.name[:200],
+                result=row["result"],
+                reported_at=dt.datetime.fromisoformat(row["reported_at"]),
+                source="fhir_pending",
+            )
+            for row in payload["rows"]
+        ]
+        report = pending.report
+        report.outcome = LabReport.Outcome.RECORDED
+        report.clinic = person.clinic
+        report.save(update_fields=["outcome", "clinic"])
+        report.results.set(results)
+        pending.delete()
+        recorded += len(results)
+    return recorded

@@ -412,3 +412,37 @@ def test_lab_sender_command_prints_token_once(clinic, capsys):
     call_command("lab_sender", "rotate", "Cmd Lab")
     assert tokens.sender_for_token(token) is None
     call_command("lab_sender", "revoke", "Cmd Lab")
+
+
+def test_pending_results_are_attached_at_registration(client, lab, staff, clinic):
+    assert post(client, "/fhir/DiagnosticReport", report(), lab.token).status_code == 201
+    assert PendingLabResult.objects.count() == 1 and not TestResult.objects.exists()
+    person = guardian_services.person_register(
+        actor=Actor.for_user(staff), clinic=clinic, full_name="Wang Fang", id_number=KNOWN, is_elder=True
+    )
+    result = TestResult.objects.get()
+    assert (result.elder, result.result, result.kind) == (person, "Negative", "nucleic_acid")
+    assert not PendingLabResult.objects.exists()
+    assert LabReport.objects.get().outcome == LabReport.Outcome.RECORDED
+    # the redelivery of an attached report is still a no-op
+    assert post(client, "/fhir/DiagnosticReport", report(), lab.token).status_code == 200
+    assert TestResult.objects.count() == 1
+
+
+def test_pending_results_stay_when_registered_at_a_clinic_the_lab_does_not_serve(client, lab, other_clinic):
+    from tests.factories import make_staff
+
+    post(client, "/fhir/DiagnosticReport", report(), lab.token)
+    guardian_services.person_register(
+        actor=Actor.for_user(make_staff(other_clinic)), clinic=other_clinic, full_name="W", id_number=KNOWN
+    )
+    assert PendingLabResult.objects.count() == 1 and not TestResult.objects.exists()
+
+
+def test_sender_of_several_clinics_must_name_one(client, clinic, other_clinic, elder):
+    _, token = tokens.sender_create(name="Regional", clinic_ids=[clinic.pk, other_clinic.pk])
+    assert_outcome(post(client, "/fhir/DiagnosticReport", report(), token), 422, "required")
+    r = report()
+    r["contained"][0]["managingOrganization"] = {"identifier": {"system": CLINIC_SYSTEM, "value": str(clinic.pk)}}
+    assert post(client, "/fhir/DiagnosticReport", r, token).status_code == 201
+    assert TestResult.objects.get().elder == elder

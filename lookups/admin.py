@@ -115,4 +115,5 @@ class FaceCheckAdmin(ReadOnlyAdmin):
 
 
 # The audit log, reports, export, dashboard, anomaly flags and notices.
+from .fhir import admin as fhir_admin  # noqa: E402, F401 - registers the lab sender and code table admins
 from .oversight import admin as oversight_admin  # noqa: E402, F401

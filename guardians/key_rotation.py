@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import models, transaction
 
 from lookups.audit import Actor, audit_record
+from lookups.fhir.models import PendingLabResult
 
 from . import crypto
 from .models import FaceEnrollment, Person
@@ -22,6 +23,7 @@ from .models import FaceEnrollment, Person
 ROTATED_FIELDS: tuple[tuple[type[models.Model], str], ...] = (
     (Person, "id_number_ciphertext"),
     (FaceEnrollment, "template_ciphertext"),
+    (PendingLabResult, "payload_ciphertext"),  # lab results waiting for a registration (issue 15)
 )
 
 

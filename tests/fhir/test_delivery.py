@@ -446,3 +446,19 @@ def test_sender_of_several_clinics_must_name_one(client, clinic, other_clinic, e
     r["contained"][0]["managingOrganization"] = {"identifier": {"system": CLINIC_SYSTEM, "value": str(clinic.pk)}}
     assert post(client, "/fhir/DiagnosticReport", r, token).status_code == 201
     assert TestResult.objects.get().elder == elder
+
+
+def test_pending_payloads_follow_key_rotation(client, lab, settings):
+    from cryptography.fernet import Fernet
+
+    from guardians import crypto
+    from guardians.key_rotation import rows_remaining
+
+    post(client, "/fhir/DiagnosticReport", report(number=UNKNOWN), lab.token)
+    new_key = Fernet.generate_key().decode()
+    settings.KINGUARD_ENCRYPTION_KEYS = [new_key, *settings.KINGUARD_ENCRYPTION_KEYS]
+    assert rows_remaining() == 1
+    call_command("rotate_keys")
+    settings.KINGUARD_ENCRYPTION_KEYS = [new_key]
+    payload = json.loads(crypto.decrypt(PendingLabResult.objects.get().payload_ciphertext))
+    assert payload["rows"][0]["result"] == "Negative"

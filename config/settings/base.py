@@ -204,6 +204,8 @@ KINGUARD_FACE_THRESHOLD = (
     env.float("KINGUARD_FACE_THRESHOLD") if env.str("KINGUARD_FACE_THRESHOLD", "").strip() else None
 )
 KINGUARD_ALLOW_STILL_UPLOAD = env_bool("KINGUARD_ALLOW_STILL_UPLOAD", True)
+# /readyz answers from checks at most this old (config.health).
+KINGUARD_READYZ_CACHE_SECONDS = env.float("KINGUARD_READYZ_CACHE_SECONDS", 5.0)
 
 # Retention (lookups.retention): finished lookups and their face checks are deleted after
 # N days (audit events stay); face templates of people with no live authorization and no

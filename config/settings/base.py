@@ -295,6 +295,8 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "lookups.tasks.verify_audit_chain", "schedule": timedelta(hours=1)},
     "detect-anomalies": {"task": "lookups.tasks.detect_anomalies", "schedule": timedelta(minutes=10)},
     "queue-expiry-notices": {"task": "lookups.tasks.queue_expiry_notices", "schedule": timedelta(minutes=15)},
+    # Expired sessions pile up in the database (cached_db); prune them daily.
+    "clear-sessions": {"task": "kinguard.clear_sessions", "schedule": timedelta(hours=24)},
 }
 
 # Logs carry a request id and never personal data (no names, ID numbers, IPs or images).

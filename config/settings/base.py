@@ -146,6 +146,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 
 # Reverse proxies whose X-Forwarded-For may be believed (addresses or CIDR networks).
 KINGUARD_TRUSTED_PROXIES = env_list("KINGUARD_TRUSTED_PROXIES")

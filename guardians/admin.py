@@ -9,7 +9,9 @@ tokens) or links a private file.
 """
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.db.models import Q, QuerySet
+from django.http import Http404
 from django.urls import reverse
 from django.utils.html import format_html
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -55,6 +57,23 @@ class ReadOnlyScopedAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return self.scoped_queryset(request, super().get_queryset(request))
 
+    def _require_visible(self, request, object_id: str) -> None:
+        """Another clinic's object (or none) is a 404, not the admin's redirect with a message."""
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self._require_visible(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        self._require_visible(request, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._require_visible(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
@@ -99,31 +118,18 @@ class UserAdmin(ReadOnlyScopedAdmin):
 
 
 @admin.register(Clinic)
-class ClinicAdmin(admin.ModelAdmin):
+class ClinicAdmin(ReadOnlyScopedAdmin):
     """Clinics: superusers add and edit them (an audited admin change); members read their own."""
 
     list_display = ("name", "address", "phone")
     search_fields = ("name",)
-    actions = None
+    clinic_field = "pk"
 
-    def get_queryset(self, request):
-        return scope(super().get_queryset(request), request.user, "pk")
-
-    def has_add_permission(self, request) -> bool:
-        return request.user.is_superuser
+    def has_add_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        clinic_ids = clinic_ids_for(request.user)
-        return clinic_ids is None or bool(clinic_ids)
-
-    def has_module_permission(self, request) -> bool:
-        return self.has_view_permission(request)
+        return request.user.is_active and request.user.is_superuser
 
 
 @admin.register(StaffMembership)

@@ -8,11 +8,9 @@ from django_otp import DEVICE_ID_SESSION_KEY
 
 from config.middleware import SESSION_OTP_AT
 from guardians import services
-from guardians.models import Authorization, Person
 from lookups.audit import Actor
-from lookups.models import AuditEvent
 from tests import factories
-from tests.conftest import face_bytes, totp_now
+from tests.conftest import totp_now
 
 pytestmark = pytest.mark.django_db
 

@@ -28,3 +28,7 @@ urlpatterns = [
     # Laboratory result delivery, FHIR R4 (write only; lookups.fhir).
     path("fhir/", include("lookups.fhir.urls")),
 ]
+
+handler404 = "config.errors.page_not_found"
+handler403 = "config.errors.permission_denied"
+handler500 = "config.errors.server_error"

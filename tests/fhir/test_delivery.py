@@ -462,3 +462,15 @@ def test_pending_payloads_follow_key_rotation(client, lab, settings):
     settings.KINGUARD_ENCRYPTION_KEYS = [new_key]
     payload = json.loads(crypto.decrypt(PendingLabResult.objects.get().payload_ciphertext))
     assert payload["rows"][0]["result"] == "Negative"
+
+
+def test_audit_chain_verifies_after_deliveries_and_refusals(client, lab, elder):
+    post(client, "/fhir/DiagnosticReport", report("1"), lab.token)
+    post(client, "/fhir/DiagnosticReport", report("2", number=UNKNOWN), lab.token)
+    post(client, "/fhir/", transaction_bundle(report("3"), report("4", code=("x", "y"))), lab.token)
+    post(client, "/fhir/", b"{", lab.token)
+    actions = list(AuditEvent.objects.order_by("sequence").values_list("action", "actor_label"))
+    assert ("fhir.delivery_accepted", "lab:City Lab") in actions
+    assert [a for a, _ in actions].count("fhir.delivery_refused") == 2
+    assert [a for a, _ in actions].count("result.recorded") == 1
+    call_command("verify_audit")  # exits 1 on a broken chain

@@ -20,16 +20,18 @@ from django.http import Http404, HttpRequest, HttpResponse, QueryDict, Streaming
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import format_html
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext
 
 from guardians import permissions
 from guardians.models import Clinic, Person
 
 from ..audit import Actor
 from ..models import AnomalyFlag, AuditEvent, Notice
-from . import anomalies, catalog, charts, selectors, services
+from . import anomalies, catalog, charts, labels, notices, selectors, services
 from .paginator import EstimatedCountPaginator
 
 # --- filters ------------------------------------------------------------------------------
@@ -195,14 +197,39 @@ class ClinicFilter(admin.SimpleListFilter):
 
 
 class PeriodForm(forms.Form):
-    since = forms.DateField(label="From (local date)", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label="To (local date, inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(label=gettext_lazy("From (local date)"), widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(
+        label=gettext_lazy("To (local date, inclusive)"), widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def clean(self):
         data = super().clean()
         if data.get("since") and data.get("until") and data["until"] < data["since"]:
-            raise forms.ValidationError("The period ends before it starts.")
+            raise forms.ValidationError(_("The period ends before it starts."))
         return data
+
+
+class DashboardForm(PeriodForm):
+    """Period (at most DASHBOARD_MAX_DAYS days) and one of the user's audit clinics, or all."""
+
+    clinic = forms.ChoiceField(label=gettext_lazy("Clinic"), required=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        scope = permissions.audit_clinic_ids(user)
+        clinics = Clinic.objects.all() if scope is None else Clinic.objects.filter(pk__in=scope)
+        self.fields["clinic"].choices = [("", _("All my clinics"))] + [
+            (str(pk), name) for pk, name in clinics.order_by("name").values_list("pk", "name")
+        ]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and (data["until"] - data["since"]).days >= DASHBOARD_MAX_DAYS:
+            raise forms.ValidationError(_("Choose a period of at most %(days)d days.") % {"days": DASHBOARD_MAX_DAYS})
+        return data
+
+
+DASHBOARD_MAX_DAYS = 366
 
 
 def _period(request: HttpRequest, default_days: int = 365) -> tuple[PeriodForm, dt.datetime, dt.datetime]:
@@ -337,22 +364,42 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         self._require_auditor(request)
-        data = selectors.dashboard_data(request.user)
+        today = timezone.localdate()
+        initial = {"since": today - dt.timedelta(days=29), "until": today, "clinic": ""}
+        form = DashboardForm(request.GET if "since" in request.GET else None, initial=initial, user=request.user)
+        since, until, clinic_id = initial["since"], initial["until"], None
+        if form.is_bound and form.is_valid():
+            since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+            clinic_id = int(form.cleaned_data["clinic"]) if form.cleaned_data["clinic"] else None
+        data = selectors.dashboard_data(request.user, days=(until - since).days + 1, today=until, clinic_id=clinic_id)
+        series = {pgettext("audit outcome", name): values for name, values in data.lookups_by_outcome.items()}
+        rates = {_("OTP failure rate"): data.otp_failure_rate, _("Face failure rate"): data.face_failure_rate}
         flags = AnomalyFlag.objects.filter(status=AnomalyFlag.Status.OPEN)
         scope = permissions.audit_scope_q(request.user)
         if scope is not None:
             flags = flags.filter(scope)
         context = self._context(
             request,
-            "Audit dashboard",
+            _("Audit dashboard"),
             data=data,
-            lookups_chart=charts.stacked_bars("Lookups per day by outcome", data.days, data.lookups_by_outcome),
+            lookups_chart=charts.stacked_bars(_("Lookups per day by outcome"), data.days, series),
             failures_chart=charts.rate_lines(
-                "Failure rates per day",
+                _("Failure rates per day"),
                 data.days,
-                {"OTP failure rate": data.otp_failure_rate, "Face failure rate": data.face_failure_rate},
+                rates,
             ),
             open_flags=flags.count(),
+            form=form,
+            series=series,
+            rates=rates,
+            table_rows=[
+                {
+                    "day": day,
+                    "counts": [values[i] for values in series.values()],
+                    "rates": [values[i] for values in rates.values()],
+                }
+                for i, day in enumerate(data.days)
+            ],
         )
         return TemplateResponse(request, "admin/oversight/dashboard.html", context)
 
@@ -368,37 +415,44 @@ class AuditEventAdmin(admin.ModelAdmin):
                 .select_related("clinic")
                 .order_by("full_name")[:50]
             )
-        context = self._context(request, "Access reports", query=query, people=people)
+        context = self._context(request, _("Access reports"), query=query, people=people)
         return TemplateResponse(request, "admin/oversight/reports.html", context)
 
     def elder_report_view(self, request: HttpRequest, public_id) -> HttpResponse:
         self._require_auditor(request)
         elder = selectors.person_for_auditor(request.user, public_id)
         if elder is None:
-            raise Http404("No such person in your clinics.")
+            raise Http404(_("No such person in your clinics."))
         form, start, end = _period(request)
-        report = selectors.elder_report(request.user, elder, start, end)
         services.audit_report_view_record(
             actor=Actor.from_request(request),
             report="elder_access",
             subject=elder,
             details={"since": start.isoformat(), "until": end.isoformat()},
         )
-        context = {
-            "report": report,
-            "form": form,
-            "generated_at": timezone.now(),
-            "generated_by": request.user.get_username(),
-            "list_url": reverse("admin:lookups_auditevent_changelist") + "?" + urlencode({"subject": public_id}),
-            "until_display": end - dt.timedelta(days=1),
-        }
-        return TemplateResponse(request, "oversight/elder_report.html", context)
+        # The printed report is for the elder: built and rendered in the elder's language
+        # (as their notices are), whatever the auditor's own language.
+        with translation.override(notices.notice_language(elder)):
+            report = selectors.elder_report(request.user, elder, start, end)
+            form = PeriodForm(form.data if form.is_bound else None, initial=form.initial)
+            context = {
+                "report": report,
+                "form": form,
+                "generated_at": timezone.now(),
+                "generated_by": request.user.get_username(),
+                "list_url": reverse("admin:lookups_auditevent_changelist") + "?" + urlencode({"subject": public_id}),
+                "until_display": end - dt.timedelta(days=1),
+            }
+            response = TemplateResponse(request, "oversight/elder_report.html", context)
+            response.render()
+            response["Content-Language"] = translation.get_language()
+        return response
 
     def guardian_activity_view(self, request: HttpRequest, public_id) -> HttpResponse:
         self._require_auditor(request)
         guardian = selectors.person_for_auditor(request.user, public_id)
         if guardian is None:
-            raise Http404("No such person in your clinics.")
+            raise Http404(_("No such person in your clinics."))
         form, start, end = _period(request, default_days=90)
         activity = selectors.guardian_activity(request.user, guardian, start, end)
         services.audit_report_view_record(
@@ -407,9 +461,13 @@ class AuditEventAdmin(admin.ModelAdmin):
             subject=guardian,
             details={"since": start.isoformat(), "until": end.isoformat()},
         )
-        labels = {event.action: catalog.action_label(event.action) for event in activity.events}
+        action_labels = {event.action: labels.action_label(event.action) for event in activity.events}
         context = self._context(
-            request, f"Activity of {guardian.full_name}", activity=activity, form=form, labels=labels
+            request,
+            _("Activity of %(name)s") % {"name": guardian.full_name},
+            activity=activity,
+            form=form,
+            labels=action_labels,
         )
         return TemplateResponse(request, "admin/oversight/guardian_activity.html", context)
 
@@ -418,7 +476,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         self._require_auditor(request)
         form = PeriodForm(request.GET if "since" in request.GET else None)
         if not form.is_bound or not form.is_valid():
-            context = self._context(request, "Export the audit log (CSV)", form=form)
+            context = self._context(request, _("Export the audit log (CSV)"), form=form)
             return TemplateResponse(
                 request, "admin/oversight/export.html", context, status=400 if form.is_bound else 200
             )

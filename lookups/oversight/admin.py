@@ -75,9 +75,9 @@ class InputFilter(admin.ListFilter):
 
 
 class ActorFilter(InputFilter):
-    title = "actor (username or system:name)"
+    title = gettext_lazy("actor (username or system:name)")
     parameter_name = "actor"
-    placeholder = "e.g. li.wei or system:face-worker"
+    placeholder = gettext_lazy("e.g. li.wei or system:face-worker")
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -85,9 +85,9 @@ class ActorFilter(InputFilter):
 
 
 class SubjectFilter(InputFilter):
-    title = "subject (person's public id)"
+    title = gettext_lazy("subject (person's public id)")
     parameter_name = "subject"
-    placeholder = "public id (from a report link)"
+    placeholder = gettext_lazy("public id (from a report link)")
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -96,7 +96,7 @@ class SubjectFilter(InputFilter):
         try:
             public_id = uuid.UUID(value)
         except ValueError:
-            messages.warning(request, "The subject filter needs a person's public id; it was ignored.")
+            messages.warning(request, _("The subject filter needs a person's public id; it was ignored."))
             return queryset
         person_id = Person.objects.filter(public_id=public_id).values_list("pk", flat=True).first()
         return queryset.filter(subject_id=person_id) if person_id else queryset.none()
@@ -105,7 +105,7 @@ class SubjectFilter(InputFilter):
 class PeriodFilter(admin.ListFilter):
     """Events from ``since`` to ``until`` inclusive (local dates): two date inputs."""
 
-    title = "period (local dates)"
+    title = gettext_lazy("period (local dates)")
     template = "admin/oversight/period_filter.html"
     names = ("since", "until")
 
@@ -122,7 +122,7 @@ class PeriodFilter(admin.ListFilter):
                 try:
                     self.dates[name] = dt.date.fromisoformat(raw)
                 except ValueError:
-                    messages.warning(request, f"“{raw}” is not a date (YYYY-MM-DD); it was ignored.")
+                    messages.warning(request, _("“%(raw)s” is not a date (YYYY-MM-DD); it was ignored.") % {"raw": raw})
 
     def has_output(self) -> bool:
         return True
@@ -151,8 +151,10 @@ class FixedChoicesFilter(admin.SimpleListFilter):
     choices_list: list[tuple[str, str]] = []
     field = ""
 
+    label = staticmethod(lambda code: code)
+
     def lookups(self, request, model_admin):
-        return self.choices_list
+        return [(code, self.label(code)) for code, _label in self.choices_list]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -160,23 +162,25 @@ class FixedChoicesFilter(admin.SimpleListFilter):
 
 
 class ActionFilter(FixedChoicesFilter):
-    title = "action"
+    title = gettext_lazy("action")
     parameter_name = "action"
     field = "action"
     choices_list = catalog.action_choices()
+    label = staticmethod(labels.action_label)
 
 
 class OutcomeFilter(FixedChoicesFilter):
-    title = "outcome"
+    title = gettext_lazy("outcome")
     parameter_name = "outcome"
     field = "outcome"
     choices_list = catalog.OUTCOMES
+    label = staticmethod(labels.outcome_label)
 
 
 class ClinicFilter(admin.SimpleListFilter):
     """The user's audit clinics (a handful of rows), never a DISTINCT over the events."""
 
-    title = "clinic"
+    title = gettext_lazy("clinic")
     parameter_name = "clinic"
 
     def lookups(self, request, model_admin):
@@ -249,8 +253,8 @@ def _period(request: HttpRequest, default_days: int = 365) -> tuple[PeriodForm, 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("sequence", "created_at", "actor_label", "action", "outcome", "subject_link", "clinic", "ip")
-    list_display_links = ("sequence",)
+    list_display = ("seq", "when", "actor_col", "action_col", "outcome_col", "subject_link", "clinic_col", "ip")
+    list_display_links = ("seq",)
     list_filter = (ActionFilter, OutcomeFilter, ClinicFilter, ActorFilter, SubjectFilter, PeriodFilter)
     list_select_related = ("subject", "clinic")
     list_per_page = 100
@@ -309,31 +313,55 @@ class AuditEventAdmin(admin.ModelAdmin):
             return ("-created_at", "-sequence")
         return ("-sequence",)
 
-    @admin.display(description="subject")
+    @admin.display(description=gettext_lazy("#"), ordering="sequence")
+    def seq(self, obj: AuditEvent) -> int:
+        return obj.sequence
+
+    @admin.display(description=gettext_lazy("time"), ordering="created_at")
+    def when(self, obj: AuditEvent) -> dt.datetime:
+        return obj.created_at
+
+    @admin.display(description=gettext_lazy("actor"), ordering="actor_label")
+    def actor_col(self, obj: AuditEvent) -> str:
+        return obj.actor_label
+
+    @admin.display(description=gettext_lazy("action"), ordering="action")
+    def action_col(self, obj: AuditEvent) -> str:
+        return labels.action_label(obj.action)
+
+    @admin.display(description=gettext_lazy("outcome"), ordering="outcome")
+    def outcome_col(self, obj: AuditEvent) -> str:
+        return labels.outcome_label(obj.outcome)
+
+    @admin.display(description=gettext_lazy("clinic"), ordering="clinic")
+    def clinic_col(self, obj: AuditEvent) -> str:
+        return obj.clinic.name if obj.clinic_id else "–"
+
+    @admin.display(description=gettext_lazy("subject"))
     def subject_link(self, obj: AuditEvent):
         if obj.subject_id is None:
             return "–"
         url = reverse("admin:lookups_auditevent_elder_report", args=[obj.subject.public_id])
         return format_html('<a href="{}">{}</a>', url, obj.subject.full_name)
 
-    @admin.display(description="reports")
+    @admin.display(description=gettext_lazy("reports"))
     def reports(self, obj: AuditEvent):
         links = []
         if obj.subject_id:
             links.append(
                 format_html(
-                    '<a href="{}">Access report of {}</a>',
+                    '<a href="{}">{}</a>',
                     reverse("admin:lookups_auditevent_elder_report", args=[obj.subject.public_id]),
-                    obj.subject.full_name,
+                    _("Access report of %(name)s") % {"name": obj.subject.full_name},
                 )
             )
         person = Person.objects.filter(user_id=obj.actor_id).first() if obj.actor_id else None
         if person is not None:
             links.append(
                 format_html(
-                    '<a href="{}">Activity of {}</a>',
+                    '<a href="{}">{}</a>',
                     reverse("admin:lookups_auditevent_guardian_activity", args=[person.public_id]),
-                    person.full_name,
+                    _("Activity of %(name)s") % {"name": person.full_name},
                 )
             )
         return format_html(" · ".join(["{}"] * len(links)), *links) if links else "–"
@@ -587,10 +615,10 @@ class AnomalyFlagAdmin(AuditScopedAdmin):
             try:
                 if "_resolve" in request.POST:
                     anomalies.anomaly_resolve(actor=Actor.from_request(request), flag_id=flag.pk, note=note)
-                    messages.success(request, f"{flag}: resolved.")
+                    messages.success(request, _("%(flag)s: resolved.") % {"flag": flag})
                 else:
                     anomalies.anomaly_acknowledge(actor=Actor.from_request(request), flag_id=flag.pk, note=note)
-                    messages.success(request, f"{flag}: acknowledged.")
+                    messages.success(request, _("%(flag)s: acknowledged.") % {"flag": flag})
             except anomalies.AnomalyError as exc:
                 messages.error(request, str(exc))
                 return redirect(reverse("admin:lookups_anomalyflag_change", args=[flag.pk]))
@@ -603,7 +631,7 @@ class AnomalyFlagAdmin(AuditScopedAdmin):
     def save_related(self, request, form, formsets, change):
         pass
 
-    @admin.action(description="Acknowledge selected flags")
+    @admin.action(description=gettext_lazy("Acknowledge selected flags"))
     def acknowledge_selected(self, request, queryset):
         for flag in queryset:
             try:

@@ -59,7 +59,10 @@ def test_missing_code_is_refused(client, staff):
 def test_staff_without_authenticator_cannot_sign_in(client, staff):
     response = _sign_in(client, staff.username, "123456")
     assert response.status_code == 400
-    assert "no authenticator" in response.content.decode()
+    # The same answer as a wrong password (the right password is not confirmed); the audit keeps the reason.
+    assert "username, password or code is not correct" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(action="login.failed", outcome="no_device", details__via="staff").exists()
 
 
 def test_backup_code_signs_in_once(client, staff):

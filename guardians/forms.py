@@ -51,6 +51,13 @@ def end_of_day_after(day: dt.date) -> dt.datetime:
 # --- sign-in ------------------------------------------------------------------------------
 
 
+class _CodeInput(forms.TextInput):
+    """A text input that never refills: a refused code is not sent back to the browser."""
+
+    def format_value(self, value):
+        return None
+
+
 class StaffLoginForm(AuthenticationForm):
     """Username, password and a code from the staff member's authenticator (or a backup code).
 
@@ -80,7 +87,7 @@ class StaffLoginForm(AuthenticationForm):
         label=_("Code from your authenticator app"),
         max_length=8,
         required=False,
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
+        widget=_CodeInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
     )
     error_messages = {
         "invalid_login": _(
@@ -88,9 +95,7 @@ class StaffLoginForm(AuthenticationForm):
             "(the code is the 6-digit one from your authenticator app, or an 8-digit backup code)."
         ),
         "inactive": _("This account is inactive."),
-        "no_workspace": _(
-            "This account has no clinic workspace. Auditors and administrators sign in at /admin/."
-        ),
+        "no_workspace": _("This account has no clinic workspace. Auditors and administrators sign in at /admin/."),
         "no_workspace_other": _("This account has no clinic workspace."),
     }
 
@@ -110,9 +115,7 @@ class StaffLoginForm(AuthenticationForm):
         if reason:
             if user is not None:
                 # The password was right but the sign-in failed: count it for the lockout.
-                user_login_failed.send(
-                    sender=__name__, credentials={"username": username}, request=self.request
-                )
+                user_login_failed.send(sender=__name__, credentials={"username": username}, request=self.request)
             raise ValidationError(self.error_messages["invalid_login"], code=reason)
         # Both factors passed: from here on the page may be specific.
         self.confirm_login_allowed(user)
@@ -137,9 +140,7 @@ class StaffLoginForm(AuthenticationForm):
         backup = len(token) == 8
         model = StaticDevice if backup else TOTPDevice
         with transaction.atomic():
-            device = (
-                model.objects.select_for_update().filter(user_id=user_id, confirmed=True).order_by("-id").first()
-            )
+            device = model.objects.select_for_update().filter(user_id=user_id, confirmed=True).order_by("-id").first()
             if device is None:
                 _dummy_totp_verify(token)
                 return None, ("invalid_login" if user is None else "no_device")

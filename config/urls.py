@@ -1,18 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django_otp.admin import OTPAdminSite
 
 from config import health
 from lookups import views as lookup_views
 from lookups.oversight import admin_mixins as oversight_admin
 
-# Staff must present a verified OTP device to reach the admin.
-admin.site.__class__ = OTPAdminSite
-# ...whose sign-ins, record views and every change are audited (lookups.oversight).
+# admin.site is config.admin_site.KinguardAdminSite (INSTALLED_APPS: KinguardAdminConfig): staff
+# must present a verified OTP device; every change on it is audited (lookups.oversight).
 oversight_admin.install(admin.site)
-admin.site.site_header = "Kinguard administration"
-admin.site.site_title = "Kinguard"
 
 urlpatterns = [
     path("", lookup_views.home, name="home"),

@@ -83,7 +83,8 @@ class KinguardAdminSite(OTPAdminSite):
 
 def install(site) -> None:
     """Make ``site`` a KinguardAdminSite and audit changes on every registered ModelAdmin."""
-    site.__class__ = KinguardAdminSite
+    if not isinstance(site, KinguardAdminSite):  # config.admin_site's subclass already is
+        site.__class__ = KinguardAdminSite
     for model_admin in site._registry.values():
         if not isinstance(model_admin, AuditedChangesMixin):
             base = type(model_admin)

@@ -1,8 +1,11 @@
 """Staff sign-in: password + TOTP (or a backup code); every staff page needs a verified session."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from lookups.models import AuditEvent
@@ -59,7 +62,10 @@ def test_missing_code_is_refused(client, staff):
 def test_staff_without_authenticator_cannot_sign_in(client, staff):
     response = _sign_in(client, staff.username, "123456")
     assert response.status_code == 400
-    assert "no authenticator" in response.content.decode()
+    # The same answer as a wrong password (the right password is not confirmed); the audit keeps the reason.
+    assert "username, password or code is not correct" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(action="login.failed", outcome="no_device", details__via="staff").exists()
 
 
 def test_backup_code_signs_in_once(client, staff):
@@ -125,3 +131,128 @@ def test_verified_non_member_gets_403(db):
 def test_logout_ends_the_session(staff_client):
     assert staff_client.post(reverse("staff:logout")).status_code == 302
     assert staff_client.get(reverse("staff:home")).status_code == 302
+
+
+# --- no oracle before both factors (issue 10 item 3) --------------------------------------
+
+_CSRF = re.compile(rb'name="csrfmiddlewaretoken" value="[^"]+"')
+
+
+def normalised_body(response, *usernames: str) -> bytes:
+    """The page with its CSRF token (and the typed username, which the form refills) blanked."""
+    body = _CSRF.sub(b'name="csrfmiddlewaretoken" value=""', response.content)
+    for username in usernames:
+        body = body.replace(username.encode(), b"USERNAME")
+    return body
+
+
+def _wrong_code(device) -> str:
+    return f"{(int(totp_now(device)) + 1) % 1000000:06d}"
+
+
+def _three_failures(url, user, device):
+    """Wrong password, right password + wrong code, unknown user (each from a fresh browser)."""
+    unknown = "nobody-at-all"
+    return [
+        Client().post(url, {"username": user.username, "password": "wrong password", "otp_token": totp_now(device)}),
+        Client().post(url, {"username": user.username, "password": PASSWORD, "otp_token": _wrong_code(device)}),
+        Client().post(url, {"username": unknown, "password": PASSWORD, "otp_token": totp_now(device)}),
+    ], unknown
+
+
+def test_staff_login_wrong_password_wrong_code_unknown_user_are_indistinguishable(staff):
+    device = device_of(staff)
+    responses, unknown = _three_failures(reverse("staff:login"), staff, device)
+    assert {r.status_code for r in responses} == {400}
+    bodies = {normalised_body(r, staff.username, unknown) for r in responses}
+    assert len(bodies) == 1, "the page tells which factor was wrong"
+    assert b"username, password or code is not correct" in bodies.pop()
+    reasons = set(
+        AuditEvent.objects.filter(action="login.failed", details__via="staff").values_list("outcome", flat=True)
+    )
+    assert reasons == {"invalid_login", "invalid_token"}  # the audit still knows which
+
+
+@pytest.mark.parametrize("token", ["", "abc", "12345678", "1" * 8])
+def test_staff_login_every_code_shape_with_right_password_answers_as_a_wrong_password(staff, token):
+    device = device_of(staff)
+    url = reverse("staff:login")
+    wrong_password = Client().post(url, {"username": staff.username, "password": "nope", "otp_token": token})
+    right_password = Client().post(url, {"username": staff.username, "password": PASSWORD, "otp_token": token})
+    assert wrong_password.status_code == right_password.status_code == 400
+    assert normalised_body(wrong_password) == normalised_body(right_password)
+    assert device.verify_token(totp_now(device))  # the real device still works
+
+
+def test_throttled_device_answers_as_a_wrong_password(staff):
+    device = device_of(staff)
+    device.throttling_failure_count = 5
+    device.throttling_failure_timestamp = timezone.now()
+    device.save()
+    url = reverse("staff:login")
+    throttled = Client().post(url, {"username": staff.username, "password": PASSWORD, "otp_token": totp_now(device)})
+    wrong = Client().post(url, {"username": staff.username, "password": "nope", "otp_token": totp_now(device)})
+    assert throttled.status_code == wrong.status_code == 400
+    assert normalised_body(throttled) == normalised_body(wrong)
+    assert AuditEvent.objects.filter(action="login.failed", outcome="throttled").exists()
+
+
+def test_wrong_password_still_runs_an_otp_verification(staff, monkeypatch):
+    """The dummy TOTP runs when the password is wrong or the user unknown (the timing path)."""
+    from guardians import forms as staff_forms
+
+    calls = []
+    real = staff_forms._dummy_totp_verify
+    monkeypatch.setattr(staff_forms, "_dummy_totp_verify", lambda token: calls.append(token) or real(token))
+    device = device_of(staff)
+    url = reverse("staff:login")
+    Client().post(url, {"username": staff.username, "password": "nope", "otp_token": "123456"})
+    Client().post(url, {"username": "nobody-at-all", "password": "nope", "otp_token": "123456"})
+    assert calls == ["123456", "123456"]
+    Client().post(url, {"username": staff.username, "password": PASSWORD, "otp_token": _wrong_code(device)})
+    assert len(calls) == 2  # the real device did the work
+
+
+def test_lockout_after_the_failure_limit_counts_wrong_codes_too(staff, settings):
+    device = device_of(staff)
+    url = reverse("staff:login")
+    for i in range(settings.AXES_FAILURE_LIMIT - 1):
+        password = PASSWORD if i % 2 else "nope"  # wrong passwords and wrong codes both count
+        response = Client().post(
+            url, {"username": staff.username, "password": password, "otp_token": _wrong_code(device)}
+        )
+        assert response.status_code == 400
+        device.throttle_reset()  # django-otp's own throttle is tested elsewhere; here: axes
+    last = Client().post(url, {"username": staff.username, "password": PASSWORD, "otp_token": _wrong_code(device)})
+    assert last.status_code == 429  # the limit-th failure (a wrong code) locks
+    device.throttle_reset()
+    locked = Client().post(url, {"username": staff.username, "password": PASSWORD, "otp_token": totp_now(device)})
+    assert locked.status_code != 302 and locked.status_code in (403, 429)
+    assert "_auth_user_id" not in Client().session
+
+
+def test_no_workspace_message_only_after_both_factors(db):
+    from tests import factories
+
+    auditor = factories.UserFactory(is_staff=True, is_superuser=True)  # no clinic membership
+    device = device_of(auditor)
+    url = reverse("staff:login")
+    wrong_code = Client().post(
+        url, {"username": auditor.username, "password": PASSWORD, "otp_token": _wrong_code(device)}
+    )
+    wrong_password = Client().post(
+        url, {"username": auditor.username, "password": "nope", "otp_token": totp_now(device)}
+    )
+    for response in (wrong_code, wrong_password):
+        assert response.status_code == 400
+        assert b"no clinic workspace" not in response.content
+        assert b"username, password or code is not correct" in response.content
+    device.throttle_reset()  # the wrong code above started django-otp's back-off
+    both = Client()
+    response = both.post(url, {"username": auditor.username, "password": PASSWORD, "otp_token": totp_now(device, 1)})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "This account has no clinic workspace" in body and "/admin/" in body
+    assert "not correct" not in body
+    assert "_auth_user_id" not in both.session
+    assert AuditEvent.objects.filter(action="login.failed", outcome="no_workspace").exists()

@@ -1,6 +1,7 @@
 """The audit log: one append-only, hash-chained sequence of events.
 
-Invariant: events are appended only through :func:`audit_record`, which locks the single
+Invariant: events are appended only through :func:`audit_record` (one event) or
+:func:`audit_record_many` (a batch, one bulk insert), which lock the single
 ``AuditChainHead`` row so sequence numbers are gapless and each event's ``prev_hash`` is
 the previous event's ``hash``. Callers run it inside their own transaction, so an event
 exists exactly when the change it describes was committed. The actor is always passed
@@ -12,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.db import models, transaction
@@ -107,10 +109,7 @@ def audit_record(
     """
     action = require_action(action).value
     with transaction.atomic():
-        head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-        if head is None:
-            head = AuditChainHead.objects.create(pk=1)
-            head = AuditChainHead.objects.select_for_update().get(pk=1)
+        head = _lock_head()
         event = AuditEvent(
             sequence=head.last_sequence + 1,
             created_at=timezone.now(),
@@ -131,6 +130,74 @@ def audit_record(
         event.save(force_insert=True)
         AuditChainHead.objects.filter(pk=1).update(last_sequence=event.sequence, last_hash=event.hash)
     return event
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event for :func:`audit_record_many`: the same arguments as :func:`audit_record`."""
+
+    action: AuditAction | str
+    outcome: str = ""
+    subject: Person | None = None
+    target: models.Model | None = None
+    clinic: Clinic | None = None
+    details: dict[str, Any] | None = field(default=None)
+
+
+#: rows per INSERT statement (PostgreSQL accepts at most 65,535 parameters per statement).
+AUDIT_BULK_BATCH = 4000
+
+
+def audit_record_many(actor: Actor, events: Iterable[AuditEntry]) -> list[AuditEvent]:
+    """Append many events in order, all or none: one head lock, one bulk insert.
+
+    Every action is checked against the closed vocabulary and every row is built (details
+    serialised, targets resolved) *before* the head is locked; under the lock only the
+    time, sequence numbers and hashes are assigned, in order, in Python, the rows are inserted with
+    one ``bulk_create`` and the head moves once. The lock is held until the caller's
+    transaction ends, so call this *last* in that transaction, after the bulk work it
+    describes. An empty batch writes nothing and takes no lock.
+    """
+    rows = [
+        AuditEvent(
+            actor=actor.user,
+            actor_label=actor.label[:150],
+            clinic=entry.clinic,
+            action=require_action(entry.action).value,
+            outcome=entry.outcome,
+            subject=entry.subject,
+            target_type=entry.target._meta.label if entry.target is not None else "",
+            target_id=str(entry.target.pk) if entry.target is not None else "",
+            ip=actor.ip,
+            user_agent=actor.user_agent,
+            details=_json_safe(entry.details),
+        )
+        for entry in events
+    ]
+    if not rows:
+        return []
+    with transaction.atomic():
+        head = _lock_head()
+        sequence, prev_hash = head.last_sequence, head.last_hash
+        now = timezone.now()  # under the lock, so created_at never goes back along the chain
+        for row in rows:
+            sequence += 1
+            row.created_at = now
+            row.sequence = sequence
+            row.prev_hash = prev_hash
+            row.hash = prev_hash = compute_hash(prev_hash, row)
+        AuditEvent.objects.bulk_create(rows, batch_size=AUDIT_BULK_BATCH)
+        AuditChainHead.objects.filter(pk=1).update(last_sequence=sequence, last_hash=prev_hash)
+    return rows
+
+
+def _lock_head() -> AuditChainHead:
+    """The chain head, locked until the surrounding transaction ends (created if missing)."""
+    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        AuditChainHead.objects.create(pk=1)
+        head = AuditChainHead.objects.select_for_update().get(pk=1)
+    return head
 
 
 @dataclass(frozen=True)

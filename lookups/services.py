@@ -927,6 +927,13 @@ def results_import_csv(*, actor: Actor, clinic, data: bytes) -> list[TestResult]
     ``result.recorded`` event per row and one ``results.imported`` event through
     ``audit_record_many`` (one head lock, one bulk insert).
     """
+    rows, elders = results_import_check(actor=actor, clinic=clinic, data=data)
+    return _results_import_write(actor=actor, clinic=clinic, rows=rows, elders=elders)
+
+
+def results_import_check(*, actor: Actor, clinic, data: bytes) -> tuple[list[_ImportRow], dict[str, Person]]:
+    """Every check of :func:`results_import_csv`, nothing written: the valid rows and the
+    clinic's elders by ID hash, or :class:`ResultsImportRejected` listing every problem."""
     import csv
 
     roles = permissions.ACTION_ROLES[permissions.StaffAction.RECORD_RESULTS]
@@ -1012,7 +1019,12 @@ def results_import_csv(*, actor: Actor, clinic, data: bytes) -> list[TestResult]
             % {"lines": lines, "rows": data_rows},
             errors,
         )
+    return rows, elders
 
+
+def _results_import_write(
+    *, actor: Actor, clinic, rows: list[_ImportRow], elders: dict[str, Person]
+) -> list[TestResult]:
     with transaction.atomic():
         created = TestResult.objects.bulk_create(
             [

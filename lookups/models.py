@@ -6,6 +6,7 @@ LookupRequest and FaceCheck change state only through ``lookups.services``.
 import os
 import uuid
 
+import pgtrigger
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db import models
@@ -164,6 +165,25 @@ class FaceCheck(models.Model):
         return f"Face check {self.id} ({self.state} {self.outcome})"
 
 
+def refuse(
+    name: str,
+    operation: pgtrigger.Operation,
+    what: str,
+    *,
+    level: pgtrigger.Level = pgtrigger.Row,
+    condition: pgtrigger.Condition | None = None,
+) -> pgtrigger.Trigger:
+    """A BEFORE trigger that raises "<table> is append-only: <what> is refused" (PostgreSQL)."""
+    return pgtrigger.Trigger(
+        name=name,
+        operation=operation,
+        when=pgtrigger.Before,
+        level=level,
+        condition=condition,
+        func=f"RAISE EXCEPTION '% is append-only: {what} refused', TG_TABLE_NAME; RETURN NULL;",
+    )
+
+
 class AuditEvent(models.Model):
     """Append-only, hash-chained record of one step. Written only by ``lookups.audit``.
 
@@ -201,6 +221,12 @@ class AuditEvent(models.Model):
             models.Index(fields=["action", "created_at"], name="audit_action_time_idx"),
             models.Index(fields=["actor_label", "-sequence"], name="audit_actor_label_seq_idx"),
         ]
+        # PostgreSQL only (pgtrigger does nothing on SQLite): the table is append-only even
+        # for raw SQL. Row triggers do not fire on TRUNCATE, hence the statement trigger.
+        triggers = [
+            refuse("audit_event_append_only", pgtrigger.Update | pgtrigger.Delete, "UPDATE and DELETE"),
+            refuse("audit_event_no_truncate", pgtrigger.Truncate, "TRUNCATE", level=pgtrigger.Statement),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.action} {self.outcome}"
@@ -215,10 +241,26 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """Single row holding the chain's last sequence and hash; locked to append in order."""
+    """Single row holding the chain's last sequence and hash; locked to append in order.
+
+    On PostgreSQL the row only moves forward: an UPDATE that does not increase
+    ``last_sequence`` is refused, as are DELETE and TRUNCATE (pgtrigger, see Meta).
+    """
 
     last_sequence = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
+
+    class Meta:
+        triggers = [
+            refuse(
+                "audit_head_forward_only",
+                pgtrigger.Update,
+                "an UPDATE that does not increase last_sequence",
+                condition=pgtrigger.Q(new__last_sequence__lte=pgtrigger.F("old__last_sequence")),
+            ),
+            refuse("audit_head_no_delete", pgtrigger.Delete, "DELETE"),
+            refuse("audit_head_no_truncate", pgtrigger.Truncate, "TRUNCATE", level=pgtrigger.Statement),
+        ]
 
     def __str__(self) -> str:
         return f"Audit chain head at #{self.last_sequence}"

@@ -1,8 +1,9 @@
 """Retention: personal data is kept only as long as the policy says; audit events stay.
 
 Runs from Celery beat (``lookups.tasks.apply_retention``). Each deletion is audited in the
-same transaction. The audit chain is never touched: events reference lookups by id only and
-carry no face data or full ID numbers, so they remain valid evidence after the rows go.
+same transaction (one ``audit_record_many`` batch per chunk of rows). The audit chain is
+never touched: events reference lookups by id only and carry no face data or full ID
+numbers, so they remain valid evidence after the rows go.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from guardians.models import Authorization, FaceEnrollment
 
-from .audit import Actor, audit_record
+from .audit import Actor, AuditEntry, audit_record, audit_record_many
 from .models import LookupRequest
 
 
@@ -30,26 +31,50 @@ class RetentionReport:
     probes_deleted: int
 
 
+#: rows deleted (and audited, in one batch) per transaction by a retention sweep
+RETENTION_CHUNK = 500
+
+
+def _chunks(ids: list, size: int = RETENTION_CHUNK):
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 def _delete_old_lookups(now: dt.datetime, actor: Actor) -> int:
-    """Finished lookups (and their face checks) older than the policy are deleted."""
+    """Finished lookups (and their face checks) older than the policy are deleted.
+
+    Per chunk, one transaction: the rows are locked and re-checked, their events appended
+    with one ``audit_record_many`` and the rows deleted, so each deletion is audited exactly
+    when it is committed.
+    """
     cutoff = now - dt.timedelta(days=settings.KINGUARD_RETENTION_LOOKUP_DAYS)
     finished = LookupRequest.objects.filter(state__in=LookupRequest.FINAL_STATES, ended_at__lt=cutoff)
     deleted = 0
-    for lookup_id in list(finished.values_list("id", flat=True)[:10_000]):
+    for chunk in _chunks(list(finished.values_list("id", flat=True)[:10_000])):
         with transaction.atomic():
-            lookup = LookupRequest.objects.select_for_update().filter(pk=lookup_id, ended_at__lt=cutoff).first()
-            if lookup is None:
-                continue
-            audit_record(
-                actor=actor,
-                action="retention.lookup_deleted",
-                outcome="deleted",
-                subject=lookup.elder,
-                clinic=lookup.elder.clinic,
-                details={"lookup": str(lookup.pk), "ended_at": lookup.ended_at},
+            lookups = list(
+                LookupRequest.objects.select_for_update(of=("self",))
+                .select_related("elder__clinic")
+                .filter(pk__in=chunk, ended_at__lt=cutoff)
+                .order_by("pk")
             )
-            lookup.delete()
-            deleted += 1
+            if not lookups:
+                continue
+            audit_record_many(
+                actor,
+                [
+                    AuditEntry(
+                        action="retention.lookup_deleted",
+                        outcome="deleted",
+                        subject=lookup.elder,
+                        clinic=lookup.elder.clinic,
+                        details={"lookup": str(lookup.pk), "ended_at": lookup.ended_at},
+                    )
+                    for lookup in lookups
+                ],
+            )
+            LookupRequest.objects.filter(pk__in=[lookup.pk for lookup in lookups]).delete()
+            deleted += len(lookups)
     return deleted
 
 
@@ -78,24 +103,35 @@ def templates_due_for_deletion(now: dt.datetime):
 
 
 def _delete_idle_templates(now: dt.datetime, actor: Actor) -> int:
+    """Idle face templates are deleted, per chunk in one transaction with one audit batch."""
     deleted = 0
-    for enrollment_id in list(templates_due_for_deletion(now).values_list("pk", flat=True)):
+    for chunk in _chunks(list(templates_due_for_deletion(now).values_list("pk", flat=True))):
         with transaction.atomic():
-            enrollment = (
-                FaceEnrollment.objects.select_for_update().select_related("person").filter(pk=enrollment_id).first()
+            locked = list(
+                FaceEnrollment.objects.select_for_update(of=("self",))
+                .select_related("person__clinic")
+                .filter(pk__in=chunk)
+                .order_by("pk")
             )
-            if enrollment is None or not templates_due_for_deletion(now).filter(pk=enrollment_id).exists():
+            still_due = set(templates_due_for_deletion(now).filter(pk__in=chunk).values_list("pk", flat=True))
+            enrollments = [enrollment for enrollment in locked if enrollment.pk in still_due]
+            if not enrollments:
                 continue
-            audit_record(
-                actor=actor,
-                action="face.template_deleted",
-                outcome="retention",
-                subject=enrollment.person,
-                clinic=enrollment.person.clinic,
-                details={"enrolled_at": enrollment.enrolled_at},
+            audit_record_many(
+                actor,
+                [
+                    AuditEntry(
+                        action="face.template_deleted",
+                        outcome="retention",
+                        subject=enrollment.person,
+                        clinic=enrollment.person.clinic,
+                        details={"enrolled_at": enrollment.enrolled_at},
+                    )
+                    for enrollment in enrollments
+                ],
             )
-            enrollment.delete()
-            deleted += 1
+            FaceEnrollment.objects.filter(pk__in=[enrollment.pk for enrollment in enrollments]).delete()
+            deleted += len(enrollments)
     return deleted
 
 

@@ -13,13 +13,13 @@ from django.urls import reverse
 
 from lookups import tasks
 from lookups.audit import Actor, audit_record, verify_chain
-from lookups.models import AnomalyFlag, AuditEvent
+from lookups.models import AnomalyFlag, AuditChainHead, AuditEvent
 from lookups.oversight.services import audit_chain_check
 from tests.audit.conftest import otp_login, require_postgresql
 
 pytestmark = pytest.mark.django_db
 TABLE = AuditEvent._meta.db_table
-TRIGGER = "lookups_auditevent_append_only"
+GUARDED = (TABLE, AuditChainHead._meta.db_table)
 
 
 @pytest.fixture
@@ -30,17 +30,19 @@ def chain(db):
 
 @contextmanager
 def tamperable():
-    """On PostgreSQL, lift the append-only trigger for the test (as a superuser could)."""
+    """On PostgreSQL, lift the audit tables' triggers for the test (as the table owner could)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # Deferred foreign-key checks of the rows just inserted must run before ALTER TABLE.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER {TRIGGER}")
+            for table in GUARDED:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         try:
             yield
         finally:
             with connection.cursor() as cursor:
-                cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER {TRIGGER}")
+                for table in GUARDED:
+                    cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
                 cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     else:
         yield

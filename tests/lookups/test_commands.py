@@ -27,7 +27,7 @@ def test_verify_audit_passes_and_fails(settings, tmp_path):
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":  # an attacker with table-owner rights
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("ALTER TABLE lookups_auditevent DISABLE TRIGGER lookups_auditevent_append_only")
+            cursor.execute("ALTER TABLE lookups_auditevent DISABLE TRIGGER USER")
         cursor.execute("UPDATE lookups_auditevent SET outcome = 'forged' WHERE sequence = 3")
     with pytest.raises(SystemExit) as exited:
         call_command("verify_audit")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from guardians import crypto
 from lookups import services as lookup_services
-from lookups.audit import Actor
+from lookups.audit import Actor, verify_chain
 from lookups.models import AuditEvent, TestResult
 from tests import factories
 
@@ -146,6 +146,11 @@ def test_import_a_lab_export(staff_client, staff, clinic, elders):
     assert results[elders[2].pk].sampled_at == dt.datetime(2026, 1, 5, 3, 0, tzinfo=dt.UTC)
     assert AuditEvent.objects.filter(action="result.recorded").count() == 3
     assert AuditEvent.objects.get(action="results.imported").details["rows"] == 3
+    recorded = AuditEvent.objects.filter(action="result.recorded")
+    assert {(e.subject_id, e.target_id, e.clinic_id) for e in recorded} == {
+        (r.elder_id, str(r.pk), clinic.pk) for r in results.values()
+    }
+    assert verify_chain()[1] is None  # the import's batch chains on like single appends
 
 
 def test_one_bad_row_imports_nothing_and_names_the_line(staff_client, clinic, elders):

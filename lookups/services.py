@@ -659,6 +659,32 @@ def lookup_cancel(*, actor: Actor, lookup_id: uuid.UUID | str, session_binding: 
     return lookup
 
 
+# --- session-bound grants (lookups.session_binding) ---------------------------------------
+
+
+def lookups_end_for_session(*, actor: Actor, session_binding: str) -> int:
+    """Sign-out: end every open lookup (a live grant included) started in that session.
+
+    The binding can no longer match once the session is flushed; this also closes the rows
+    and audits each end (``lookup.cancelled``, reason ``signed_out``). Returns how many.
+    """
+    if not session_binding or actor.user is None:
+        return 0
+    ended = 0
+    open_ids = list(
+        LookupRequest.objects.filter(requester=actor.user, session_binding=session_binding)
+        .exclude(state__in=LookupRequest.FINAL_STATES)
+        .values_list("pk", flat=True)
+    )
+    for lookup_id in open_ids:
+        with transaction.atomic():
+            lookup = _locked_lookup(lookup_id, actor.user, session_binding)
+            if lookup.state not in LookupRequest.FINAL_STATES:
+                _end(lookup, state=State.CANCELLED, reason="signed_out", actor=actor, action="lookup.cancelled")
+                ended += 1
+    return ended
+
+
 def sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Expire lookups and face checks stuck beyond their limits (run by Celery beat).
 

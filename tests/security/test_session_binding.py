@@ -141,3 +141,21 @@ def test_staff_sign_in_rotates_the_session_key(client, staff):
 
 def test_same_session_still_works_end_to_end(granted, guardian_client, results):
     assert results[0].lab in guardian_client.get(reverse("lookups:results", args=[granted.pk])).content.decode()
+
+
+def test_signing_out_closes_the_sessions_open_lookups_with_an_audit_event(
+    granted, guardian_client, authorization, guardian
+):
+    from lookups.models import AuditEvent
+
+    waiting = start_lookup(guardian_client, authorization.elder)
+    other = Client()
+    other.force_login(guardian.user)
+    elsewhere = start_lookup(other, authorization.elder)
+    guardian_client.post(reverse("logout"))
+    for lookup in (granted, waiting):
+        lookup.refresh_from_db()
+        assert (lookup.state, lookup.end_reason) == (State.CANCELLED, "signed_out")
+        assert AuditEvent.objects.filter(action="lookup.cancelled", target_id=str(lookup.pk)).exists()
+    elsewhere.refresh_from_db()
+    assert elsewhere.state == State.AWAITING_OTP  # the other session's lookup is untouched

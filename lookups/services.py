@@ -37,7 +37,7 @@ from guardians import permissions
 from guardians.models import Person, User
 from guardians.services import face_template_of
 
-from . import face_pipeline
+from . import capture_budget, face_pipeline
 from .audit import Actor, audit_record
 from .models import FaceCheck, LookupRequest, TestResult
 from .oversight.notices import notice_results_viewed
@@ -337,6 +337,13 @@ def lookup_submit_face(
         from .selectors import face_reason_message
 
         raise LookupRefused("still_not_allowed", face_reason_message("still_not_allowed"))
+    if len(images) > 1:
+        try:  # the burst's decode budget, by headers only (the form checks it too)
+            capture_budget.check_capture(images)
+        except capture_budget.CaptureOverBudget as exc:
+            from .selectors import face_reason_message
+
+            raise LookupRefused(exc.code, face_reason_message(exc.code)) from exc
     # Decode before taking any lock: bad files are refused without touching the lookup.
     try:
         frames = [face_pipeline.load_probe_image(data) for data in images]

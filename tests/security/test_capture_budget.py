@@ -147,3 +147,23 @@ def test_oversize_burst_is_a_400_and_writes_nothing_then_a_real_burst_passes(
     assert response.status_code == 200, response.content
     lookup.refresh_from_db()
     assert lookup.state == State.CHECKING_FACE
+
+
+@pytest.mark.django_db
+def test_the_service_applies_the_budget_too(
+    guardian_client, authorization, guardian_device, enrolled_guardian, huge_png, count_decodes
+):
+    from lookups import services
+    from lookups.audit import Actor
+
+    lookup = start_lookup(guardian_client, authorization.elder)
+    pass_otp(guardian_client, lookup, guardian_device)
+    with pytest.raises(services.LookupRefused) as refused:
+        services.lookup_submit_face(
+            actor=Actor.for_user(lookup.requester),
+            lookup_id=lookup.pk,
+            images=[huge_png] * 5,
+            session_binding=lookup.session_binding,
+        )
+    assert refused.value.code == "too_many_pixels" and count_decodes == []
+    assert not FaceCheck.objects.filter(lookup=lookup).exists()

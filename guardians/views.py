@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from config.client_ip import client_ip
 from config.middleware import otp_is_fresh, otp_mark_fresh
 from lookups import services as lookup_services
 from lookups.audit import Actor
@@ -771,7 +772,7 @@ class SetPasswordView(PasswordResetConfirmView):
         actor = Actor(
             user=user,
             label=f"{user.get_username()} (set-password link)",
-            ip=meta.get("REMOTE_ADDR") or None,
+            ip=client_ip(self.request),
             user_agent=meta.get("HTTP_USER_AGENT", "")[:300],
         )
         services.account_password_set(actor=actor, user=user, password=form.cleaned_data["new_password1"])

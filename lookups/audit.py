@@ -43,11 +43,14 @@ class Actor:
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> Actor:
+        """The acting user and the *client's* address (``config.client_ip``: trusted proxies only)."""
+        from config.client_ip import client_ip
+
         user = request.user if request.user.is_authenticated else None
         return cls(
             user=user,
             label=user.get_username() if user else "anonymous",
-            ip=request.META.get("REMOTE_ADDR") or None,
+            ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
         )
 

@@ -2,7 +2,7 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from . import face_pipeline
+from . import capture_budget, face_pipeline
 
 # The camera page captures this many frames over BURST_DURATION_MS (see camera.js).
 BURST_FRAMES = 5
@@ -66,6 +66,12 @@ class FaceBurstForm(forms.Form):
             )
         if len(files) > face_pipeline.MAX_BURST_FRAMES:
             raise forms.ValidationError(_("The camera capture was too long. Please retake it."))
+        try:
+            capture_budget.check_capture(files)  # headers only: nothing is decoded over budget
+        except capture_budget.CaptureOverBudget as exc:
+            from .selectors import face_reason_message
+
+            raise forms.ValidationError(face_reason_message(exc.code)) from exc
         return files
 
 

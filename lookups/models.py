@@ -107,6 +107,8 @@ class LookupRequest(models.Model):
     grant_expires_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=40, blank=True)
+    # HMAC of the session key that started the lookup (lookups.session_binding); "" = unbound.
+    session_binding = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     class Meta:
         indexes = [models.Index(fields=["requester", "-created_at"]), models.Index(fields=["state", "updated_at"])]

@@ -80,6 +80,7 @@ END_REASONS = {
         "Too many face checks failed for this lookup. Start a new one later or ask the clinic."
     ),
     "by_user": gettext_lazy("You cancelled this lookup."),
+    "signed_out": gettext_lazy("You signed out, which ended this lookup."),
 }
 
 

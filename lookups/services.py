@@ -37,10 +37,11 @@ from guardians import permissions
 from guardians.models import Person, User
 from guardians.services import face_template_of
 
-from . import face_pipeline
+from . import capture_budget, face_pipeline
 from .audit import Actor, AuditEntry, audit_record, audit_record_many
 from .models import FaceCheck, LookupRequest, TestResult
 from .oversight.notices import notice_results_viewed
+from .session_binding import binding_matches
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -82,15 +83,22 @@ def _touch(lookup: LookupRequest, fields: list[str]) -> None:
     lookup.save(update_fields=[*fields, "updated_at"])
 
 
-def _locked_lookup(lookup_id: uuid.UUID | str, user: User | None) -> LookupRequest:
-    """Lock and return the lookup; for a user, only their own (others' ids look missing)."""
+def _locked_lookup(lookup_id: uuid.UUID | str, user: User | None, session_binding: str | None = None) -> LookupRequest:
+    """Lock and return the lookup; for a user, only their own, from the session that started it.
+
+    Others' ids, and the user's own lookups seen from another session, look missing
+    (``lookups.session_binding``).
+    """
     try:
         queryset = LookupRequest.objects.select_for_update()
         if user is not None:
             queryset = queryset.filter(requester=user)
-        return queryset.get(pk=lookup_id)
+        lookup = queryset.get(pk=lookup_id)
     except (LookupRequest.DoesNotExist, ValueError) as exc:
         raise LookupNotFound from exc
+    if user is not None and not binding_matches(lookup.session_binding, session_binding):
+        raise LookupNotFound
+    return lookup
 
 
 def _audit_step(
@@ -169,7 +177,9 @@ def _guard(lookup: LookupRequest, actor: Actor, now: dt.datetime, expected: set[
 # --- start --------------------------------------------------------------------------------
 
 
-def lookup_start(*, actor: Actor, elder_public_id: uuid.UUID | str) -> LookupRequest:
+def lookup_start(
+    *, actor: Actor, elder_public_id: uuid.UUID | str, session_binding: str | None = None
+) -> LookupRequest:
     """Open a lookup for an elder the actor may act for. Anyone else's elder: LookupNotFound."""
     user = actor.user
     now = _now()
@@ -189,6 +199,7 @@ def lookup_start(*, actor: Actor, elder_public_id: uuid.UUID | str) -> LookupReq
             elder=elder,
             authorization=authorization,
             state=State.AWAITING_OTP,
+            session_binding=session_binding or "",
             created_at=now,
             updated_at=now,
         )
@@ -230,7 +241,9 @@ def _backup_code_accepted(user: User, token: str) -> bool:
     return device is not None and device.verify_token(token)
 
 
-def lookup_verify_otp(*, actor: Actor, lookup_id: uuid.UUID | str, token: str) -> LookupRequest:
+def lookup_verify_otp(
+    *, actor: Actor, lookup_id: uuid.UUID | str, token: str, session_binding: str | None = None
+) -> LookupRequest:
     """awaiting_otp → awaiting_face on a fresh, correct TOTP code (or an unused backup code).
 
     The device row is locked too, so a code raced from two tabs is accepted exactly once
@@ -240,7 +253,7 @@ def lookup_verify_otp(*, actor: Actor, lookup_id: uuid.UUID | str, token: str) -
     now = _now()
     refusal: LookupRefused | None = None
     with transaction.atomic():
-        lookup = _locked_lookup(lookup_id, actor.user)
+        lookup = _locked_lookup(lookup_id, actor.user, session_binding)
         refusal = _guard(lookup, actor, now, {State.AWAITING_OTP})
         if refusal is None:
             device = TOTPDevice.objects.select_for_update().filter(user=lookup.requester, confirmed=True).first()
@@ -306,7 +319,9 @@ def delete_probe(path: str | Path) -> None:
         Path(path).unlink(missing_ok=True)
 
 
-def lookup_submit_face(*, actor: Actor, lookup_id: uuid.UUID | str, images: Sequence[bytes]) -> FaceCheck:
+def lookup_submit_face(
+    *, actor: Actor, lookup_id: uuid.UUID | str, images: Sequence[bytes], session_binding: str | None = None
+) -> FaceCheck:
     """awaiting_face → checking_face: validate the photo(s) and queue a face check.
 
     The upload is decoded and normalized here (content-sniffed, size- and bomb-checked,
@@ -322,12 +337,19 @@ def lookup_submit_face(*, actor: Actor, lookup_id: uuid.UUID | str, images: Sequ
         from .selectors import face_reason_message
 
         raise LookupRefused("still_not_allowed", face_reason_message("still_not_allowed"))
+    if len(images) > 1:
+        try:  # the burst's decode budget, by headers only (the form checks it too)
+            capture_budget.check_capture(images)
+        except capture_budget.CaptureOverBudget as exc:
+            from .selectors import face_reason_message
+
+            raise LookupRefused(exc.code, face_reason_message(exc.code)) from exc
     # Decode before taking any lock: bad files are refused without touching the lookup.
     try:
         frames = [face_pipeline.load_probe_image(data) for data in images]
     except face_pipeline.ProbeRejected as exc:
         with transaction.atomic():
-            lookup = _locked_lookup(lookup_id, actor.user)
+            lookup = _locked_lookup(lookup_id, actor.user, session_binding)
             _audit_step(
                 lookup,
                 actor=actor,
@@ -344,7 +366,7 @@ def lookup_submit_face(*, actor: Actor, lookup_id: uuid.UUID | str, images: Sequ
     path: Path | None = None
     try:
         with transaction.atomic():
-            lookup = _locked_lookup(lookup_id, actor.user)
+            lookup = _locked_lookup(lookup_id, actor.user, session_binding)
             refusal = _guard(lookup, actor, now, {State.AWAITING_FACE})
             user = User.objects.select_for_update().get(pk=lookup.requester_id)
             wait_until = face_retry_not_before(user, now) if refusal is None else None
@@ -603,7 +625,7 @@ def _apply_verdict(lookup: LookupRequest, outcome: str, actor: Actor, now: dt.da
 RESULT_FIELDS = ("id", "kind", "sampled_at", "site", "lab", "result", "reported_at")
 
 
-def results_view(*, actor: Actor, lookup_id: uuid.UUID | str) -> ResultsView:
+def results_view(*, actor: Actor, lookup_id: uuid.UUID | str, session_binding: str | None = None) -> ResultsView:
     """Return the elder's results under a live grant, and audit the view.
 
     Re-checks expiry and the authorization on every call: a revoked authorization or an
@@ -611,7 +633,7 @@ def results_view(*, actor: Actor, lookup_id: uuid.UUID | str) -> ResultsView:
     """
     now = _now()
     with transaction.atomic():
-        lookup = _locked_lookup(lookup_id, actor.user)
+        lookup = _locked_lookup(lookup_id, actor.user, session_binding)
         refusal = _guard(lookup, actor, now, {State.GRANTED})
         if refusal is None:
             results = list(TestResult.objects.filter(elder=lookup.elder).only(*RESULT_FIELDS).order_by("-sampled_at"))
@@ -628,20 +650,46 @@ def results_view(*, actor: Actor, lookup_id: uuid.UUID | str) -> ResultsView:
     return ResultsView(lookup=lookup, results=results)
 
 
-def lookup_status(*, actor: Actor, lookup_id: uuid.UUID | str) -> LookupRequest:
+def lookup_status(*, actor: Actor, lookup_id: uuid.UUID | str, session_binding: str | None = None) -> LookupRequest:
     """Current state for the progress page (expires it first if due)."""
     with transaction.atomic():
-        lookup = _locked_lookup(lookup_id, actor.user)
+        lookup = _locked_lookup(lookup_id, actor.user, session_binding)
         _expire_if_due(lookup, actor, _now())
     return lookup
 
 
-def lookup_cancel(*, actor: Actor, lookup_id: uuid.UUID | str) -> LookupRequest:
+def lookup_cancel(*, actor: Actor, lookup_id: uuid.UUID | str, session_binding: str | None = None) -> LookupRequest:
     with transaction.atomic():
-        lookup = _locked_lookup(lookup_id, actor.user)
+        lookup = _locked_lookup(lookup_id, actor.user, session_binding)
         if lookup.state not in LookupRequest.FINAL_STATES:
             _end(lookup, state=State.CANCELLED, reason="by_user", actor=actor, action="lookup.cancelled")
     return lookup
+
+
+# --- session-bound grants (lookups.session_binding) ---------------------------------------
+
+
+def lookups_end_for_session(*, actor: Actor, session_binding: str) -> int:
+    """Sign-out: end every open lookup (a live grant included) started in that session.
+
+    The binding can no longer match once the session is flushed; this also closes the rows
+    and audits each end (``lookup.cancelled``, reason ``signed_out``). Returns how many.
+    """
+    if not session_binding or actor.user is None:
+        return 0
+    ended = 0
+    open_ids = list(
+        LookupRequest.objects.filter(requester=actor.user, session_binding=session_binding)
+        .exclude(state__in=LookupRequest.FINAL_STATES)
+        .values_list("pk", flat=True)
+    )
+    for lookup_id in open_ids:
+        with transaction.atomic():
+            lookup = _locked_lookup(lookup_id, actor.user, session_binding)
+            if lookup.state not in LookupRequest.FINAL_STATES:
+                _end(lookup, state=State.CANCELLED, reason="signed_out", actor=actor, action="lookup.cancelled")
+                ended += 1
+    return ended
 
 
 def sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:

@@ -25,6 +25,7 @@ from .audit import Actor
 from .forms import BURST_DURATION_MS, BURST_FRAMES, FaceBurstForm, FacePhotoForm, LargeTextForm, OtpForm
 from .models import LookupRequest
 from .oversight.views import AuditedLoginView
+from .session_binding import session_binding
 
 State = LookupRequest.State
 LARGE_TEXT_COOKIE = "kinguard_large_text"
@@ -57,7 +58,9 @@ class LoginView(AuditedLoginView):
 
 def _lookup_or_404(request: HttpRequest, lookup_id) -> LookupRequest:
     try:
-        return services.lookup_status(actor=Actor.from_request(request), lookup_id=lookup_id)
+        return services.lookup_status(
+            actor=Actor.from_request(request), session_binding=session_binding(request), lookup_id=lookup_id
+        )
     except services.LookupNotFound as exc:
         raise Http404 from exc
 
@@ -98,7 +101,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @require_POST
 def start(request: HttpRequest, elder_public_id) -> HttpResponse:
     try:
-        lookup = services.lookup_start(actor=Actor.from_request(request), elder_public_id=elder_public_id)
+        lookup = services.lookup_start(
+            actor=Actor.from_request(request), session_binding=session_binding(request), elder_public_id=elder_public_id
+        )
     except services.LookupNotFound as exc:
         raise Http404 from exc
     return redirect("lookups:otp", lookup.pk)
@@ -126,7 +131,10 @@ def otp(request: HttpRequest, lookup_id) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             lookup = services.lookup_verify_otp(
-                actor=Actor.from_request(request), lookup_id=lookup.pk, token=form.cleaned_data["token"]
+                actor=Actor.from_request(request),
+                session_binding=session_binding(request),
+                lookup_id=lookup.pk,
+                token=form.cleaned_data["token"],
             )
         except services.LookupRefused as refusal:
             _refusal_message(request, refusal)
@@ -183,7 +191,12 @@ def face(request: HttpRequest, lookup_id) -> HttpResponse:
                 error = _("Please take or choose a photo of your face.")
         if images:
             try:
-                services.lookup_submit_face(actor=Actor.from_request(request), lookup_id=lookup.pk, images=images)
+                services.lookup_submit_face(
+                    actor=Actor.from_request(request),
+                    session_binding=session_binding(request),
+                    lookup_id=lookup.pk,
+                    images=images,
+                )
             except services.FaceCheckingUnavailable:
                 if _wants_json(request):
                     return JsonResponse(
@@ -243,7 +256,9 @@ def status(request: HttpRequest, lookup_id) -> JsonResponse:
 @never_cache
 def results(request: HttpRequest, lookup_id) -> HttpResponse:
     try:
-        view = services.results_view(actor=Actor.from_request(request), lookup_id=lookup_id)
+        view = services.results_view(
+            actor=Actor.from_request(request), session_binding=session_binding(request), lookup_id=lookup_id
+        )
     except services.LookupNotFound as exc:
         raise Http404 from exc
     except services.LookupRefused as refusal:
@@ -278,7 +293,9 @@ def ended(request: HttpRequest, lookup_id) -> HttpResponse:
 @require_POST
 def cancel(request: HttpRequest, lookup_id) -> HttpResponse:
     try:
-        services.lookup_cancel(actor=Actor.from_request(request), lookup_id=lookup_id)
+        services.lookup_cancel(
+            actor=Actor.from_request(request), session_binding=session_binding(request), lookup_id=lookup_id
+        )
     except services.LookupNotFound as exc:
         raise Http404 from exc
     return redirect("lookups:dashboard")

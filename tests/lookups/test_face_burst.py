@@ -93,7 +93,10 @@ def test_still_photo_refused_where_the_deployment_forbids_it(guardian_client, gu
     # The service refuses too, whatever the caller.
     with pytest.raises(services.LookupRefused) as refused:
         services.lookup_submit_face(
-            actor=Actor.for_user(guardian.user), lookup_id=at_face_step.pk, images=[face_bytes("person_01/04.jpg")]
+            actor=Actor.for_user(guardian.user),
+            lookup_id=at_face_step.pk,
+            session_binding=at_face_step.session_binding,
+            images=[face_bytes("person_01/04.jpg")],
         )
     assert refused.value.code == "still_not_allowed"
 

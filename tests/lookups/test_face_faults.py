@@ -95,7 +95,10 @@ def queued_check(guardian_client, authorization, guardian_device, enrolled_guard
     lookup = start_lookup(guardian_client, authorization.elder)
     pass_otp(guardian_client, lookup, guardian_device)
     return services.lookup_submit_face(
-        actor=Actor.for_user(lookup.requester), lookup_id=lookup.pk, images=[face_bytes("person_01/04.jpg")]
+        actor=Actor.for_user(lookup.requester),
+        lookup_id=lookup.pk,
+        session_binding=lookup.session_binding,
+        images=[face_bytes("person_01/04.jpg")],
     )
 
 

@@ -134,7 +134,10 @@ def test_five_consecutive_failures_start_a_growing_delay(guardian, at_face_step,
         user.face_retry_not_before = None
         user.save()
         services.lookup_submit_face(
-            actor=Actor.for_user(user), lookup_id=at_face_step.pk, images=[face_bytes("person_04/02.jpg")]
+            actor=Actor.for_user(user),
+            lookup_id=at_face_step.pk,
+            session_binding=at_face_step.session_binding,
+            images=[face_bytes("person_04/02.jpg")],
         )
         run_pending_check(at_face_step)
         user.refresh_from_db()
@@ -145,7 +148,10 @@ def test_five_consecutive_failures_start_a_growing_delay(guardian, at_face_step,
     assert (waits[5] - now) > (waits[4] - now) and (waits[6] - now) > (waits[5] - now)
     with pytest.raises(services.LookupRefused) as refused:
         services.lookup_submit_face(
-            actor=Actor.for_user(user), lookup_id=at_face_step.pk, images=[face_bytes("person_01/04.jpg")]
+            actor=Actor.for_user(user),
+            lookup_id=at_face_step.pk,
+            session_binding=at_face_step.session_binding,
+            images=[face_bytes("person_01/04.jpg")],
         )
     assert refused.value.code == "face_delay" and refused.value.retry_at == waits[6]
 

@@ -57,9 +57,13 @@ def test_throttled_after_failures_even_with_the_right_code(lookup, guardian_devi
     actor = Actor.for_user(guardian.user)
     for _ in range(3):
         with pytest.raises(services.LookupRefused):
-            services.lookup_verify_otp(actor=actor, lookup_id=lookup.pk, token="000000")
+            services.lookup_verify_otp(
+                actor=actor, lookup_id=lookup.pk, session_binding=lookup.session_binding, token="000000"
+            )
     with pytest.raises(services.LookupRefused) as refused:
-        services.lookup_verify_otp(actor=actor, lookup_id=lookup.pk, token=totp_now(guardian_device))
+        services.lookup_verify_otp(
+            actor=actor, lookup_id=lookup.pk, session_binding=lookup.session_binding, token=totp_now(guardian_device)
+        )
     assert refused.value.code == "throttled"
     assert refused.value.retry_at is not None
     lookup.refresh_from_db()

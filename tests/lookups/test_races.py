@@ -64,7 +64,14 @@ def test_same_otp_code_twice_at_once_for_one_lookup(guardian, guardian_device, l
     actor = Actor.for_user(guardian.user)
     token = totp_now(guardian_device)
     wins, losses = split(
-        at_once(*[lambda: services.lookup_verify_otp(actor=actor, lookup_id=lookup.pk, token=token)] * 2)
+        at_once(
+            *[
+                lambda: services.lookup_verify_otp(
+                    actor=actor, lookup_id=lookup.pk, session_binding=lookup.session_binding, token=token
+                )
+            ]
+            * 2
+        )
     )
     assert len(wins) == 1 and len(losses) == 1
     assert isinstance(losses[0], services.LookupRefused) and losses[0].code == "wrong_step"
@@ -81,8 +88,12 @@ def test_same_otp_code_at_once_for_two_lookups_is_accepted_once(
     token = totp_now(guardian_device)
     wins, losses = split(
         at_once(
-            lambda: services.lookup_verify_otp(actor=actor, lookup_id=lookup.pk, token=token),
-            lambda: services.lookup_verify_otp(actor=actor, lookup_id=second.pk, token=token),
+            lambda: services.lookup_verify_otp(
+                actor=actor, lookup_id=lookup.pk, session_binding=lookup.session_binding, token=token
+            ),
+            lambda: services.lookup_verify_otp(
+                actor=actor, lookup_id=second.pk, session_binding=second.session_binding, token=token
+            ),
         )
     )
     # The device row is locked too: the code is used once, the other tab is told so.
@@ -102,7 +113,14 @@ def test_same_face_step_twice_at_once_queues_one_check(guardian, at_face_step, s
     actor = Actor.for_user(guardian.user)
     image = face_bytes("person_01/04.jpg")
     wins, losses = split(
-        at_once(*[lambda: services.lookup_submit_face(actor=actor, lookup_id=at_face_step.pk, images=[image])] * 2)
+        at_once(
+            *[
+                lambda: services.lookup_submit_face(
+                    actor=actor, lookup_id=at_face_step.pk, session_binding=at_face_step.session_binding, images=[image]
+                )
+            ]
+            * 2
+        )
     )
     assert len(wins) == 1 and len(losses) == 1
     assert isinstance(losses[0], services.LookupRefused) and losses[0].code == "wrong_step"
@@ -116,7 +134,10 @@ def test_same_face_step_twice_at_once_queues_one_check(guardian, at_face_step, s
 
 def test_two_deliveries_of_one_check_at_once_give_one_verdict(guardian, at_face_step, settings, monkeypatch):
     check = services.lookup_submit_face(
-        actor=Actor.for_user(guardian.user), lookup_id=at_face_step.pk, images=[face_bytes("person_01/04.jpg")]
+        actor=Actor.for_user(guardian.user),
+        lookup_id=at_face_step.pk,
+        session_binding=at_face_step.session_binding,
+        images=[face_bytes("person_01/04.jpg")],
     )
     # Both deliveries compute (one at a time: dlib is not shared across threads), then
     # wait for each other, so both reach the locked recording phase together.

@@ -194,7 +194,11 @@ def test_suspension_hides_results_already_granted(staff_client, guardian_client,
     response = guardian_client.get(reverse("lookups:results", args=[lookup.pk]), follow=True)
     assert results[0].lab not in response.content.decode()
     with pytest.raises(lookup_services.LookupRefused):
-        lookup_services.results_view(actor=Actor.for_user(authorization.guardian.user), lookup_id=lookup.pk)
+        lookup_services.results_view(
+            actor=Actor.for_user(authorization.guardian.user),
+            lookup_id=lookup.pk,
+            session_binding=lookup.session_binding,
+        )
 
 
 def test_auditor_sees_but_cannot_act(auditor, authorization):

@@ -38,7 +38,10 @@ def test_device_is_inactive_until_confirmed(staff_client, guardian_client, guard
     # A code from the not-yet-confirmed device does not pass the lookup's OTP step.
     with pytest.raises(lookup_services.LookupRefused) as refused:
         lookup_services.lookup_verify_otp(
-            actor=Actor.for_user(guardian.user), lookup_id=lookup.pk, token=totp_now(device)
+            actor=Actor.for_user(guardian.user),
+            lookup_id=lookup.pk,
+            session_binding=lookup.session_binding,
+            token=totp_now(device),
         )
     assert refused.value.code == "no_device"
     # Confirm with one code at the desk: now it is active and usable.
@@ -50,7 +53,10 @@ def test_device_is_inactive_until_confirmed(staff_client, guardian_client, guard
     assert device.confirmed
     second = start_lookup(guardian_client, authorization.elder)
     lookup_services.lookup_verify_otp(
-        actor=Actor.for_user(guardian.user), lookup_id=second.pk, token=totp_now(device, 1)
+        actor=Actor.for_user(guardian.user),
+        lookup_id=second.pk,
+        session_binding=second.session_binding,
+        token=totp_now(device, 1),
     )
     second.refresh_from_db()
     assert second.state == LookupRequest.State.AWAITING_FACE

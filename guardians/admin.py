@@ -14,7 +14,7 @@ from lookups.audit import Actor
 from lookups.oversight.admin_mixins import AuditedRecordViewMixin
 from lookups.oversight.services import person_view_record
 
-from . import id_numbers, permissions, services
+from . import id_numbers, permissions, phones, services
 from .forms import MultipleImageField
 from .models import Authorization, Clinic, FaceEnrollment, Person, StaffMembership, User
 
@@ -82,6 +82,12 @@ class PersonRegisterForm(forms.ModelForm):
         except (id_numbers.InvalidIdNumber, services.ServiceError) as exc:
             raise ValidationError(str(exc)) from exc
         return number
+
+    def clean_phone(self) -> str:
+        try:
+            return phones.normalize(self.cleaned_data.get("phone", ""))
+        except phones.InvalidPhoneNumber as exc:
+            raise ValidationError(phones.INVALID_MESSAGE) from exc
 
 
 @admin.register(Person)

@@ -304,7 +304,11 @@ def notice_send(*, notice_id: int) -> str:
     after the other; the second finds the channels already sent and sends nothing. On a
     failed channel the attempt is recorded and audited (``notice.failed``) and
     ``NoticeDeliveryError`` is raised after commit so the task retries, until
-    ``KINGUARD_NOTICE_MAX_ATTEMPTS`` when the notice is marked failed.
+    ``KINGUARD_NOTICE_MAX_ATTEMPTS`` when the notice is marked failed. An SMS the gateway
+    refuses for good (``SmsPermanentError``, or a stored number that is not valid) is given up
+    (``sms_given_up_at``) and never retried; an ``SmsAlertError`` also alerts the operators
+    (``notice.sms_alert``, after commit). A notice with nothing left to retry is ``sent`` when
+    some channel went out, else ``failed``.
     """
     actor = Actor.system("notifier")
     retry = False

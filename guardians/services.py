@@ -845,13 +845,17 @@ def face_enroll_with_consent(*, actor: Actor, person: Person, consent_id: int, s
 
 
 def staff_sign_in_record(*, actor: Actor, username: str, ok: bool, reason: str = "") -> None:
-    """Audit a staff sign-in attempt (password + one-time code) on the workspace login page."""
+    """Audit a staff sign-in attempt (password + one-time code) on the workspace login page.
+
+    Written as ``login.succeeded`` / ``login.failed`` with ``via="staff"``, the same names as
+    every other sign-in (rows written before as ``staff.signed_in`` still read as sign-ins)."""
     with transaction.atomic():
         audit_record(
             actor=actor,
-            action="staff.signed_in" if ok else "staff.sign_in_failed",
-            outcome="ok" if ok else (reason or "refused"),
-            details={"username": username[:150]},
+            action="login.succeeded" if ok else "login.failed",
+            outcome="ok" if ok else (reason or "refused")[:30],
+            target=actor.user if ok else None,
+            details={"via": "staff", "username": username[:150]},
         )
 
 

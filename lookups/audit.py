@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from .audit_verify import canonical_content
+from .audit_vocabulary import AuditAction, require_action
 from .models import AuditChainHead, AuditEvent
 
 if TYPE_CHECKING:
@@ -60,9 +62,9 @@ def _json_safe(details: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(details or {}, default=str, sort_keys=True))
 
 
-def canonical_bytes(event: AuditEvent) -> bytes:
-    """Everything that identifies the event, in a fixed textual form."""
-    content = {
+def hashed_content(event: AuditEvent) -> dict[str, Any]:
+    """The fields the hash covers, as the verification bundle carries them."""
+    return {
         "sequence": event.sequence,
         "created_at": event.created_at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
         "actor": event.actor_id,
@@ -77,7 +79,11 @@ def canonical_bytes(event: AuditEvent) -> bytes:
         "user_agent": event.user_agent,
         "details": event.details,
     }
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_bytes(event: AuditEvent) -> bytes:
+    """Everything that identifies the event, in a fixed textual form (lookups.audit_verify)."""
+    return canonical_content(hashed_content(event))
 
 
 def compute_hash(prev_hash: str, event: AuditEvent) -> str:
@@ -87,14 +93,19 @@ def compute_hash(prev_hash: str, event: AuditEvent) -> str:
 def audit_record(
     *,
     actor: Actor,
-    action: str,
+    action: AuditAction | str,
     outcome: str = "",
     subject: Person | None = None,
     target: models.Model | None = None,
     clinic: Clinic | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event. Locks the chain head until the caller's transaction ends."""
+    """Append one event. Locks the chain head until the caller's transaction ends.
+
+    ``action`` must be a member of the closed vocabulary (:class:`AuditAction`); anything else
+    raises :class:`~lookups.audit_vocabulary.UnknownAuditAction` before any row is touched.
+    """
+    action = require_action(action).value
     with transaction.atomic():
         head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
         if head is None:

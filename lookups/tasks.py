@@ -105,6 +105,14 @@ def verify_audit_chain() -> str:
 
 
 @shared_task
+def sign_audit_head() -> int:
+    """Beat (every 30 min): sign the chain head; ship it to the JSON log and the append-only file."""
+    from .audit_signing import head_sign
+
+    return int(head_sign()["sequence"])
+
+
+@shared_task
 def detect_anomalies() -> dict:
     """Beat: run the anomaly rules over their recent windows (idempotent per window)."""
     from .oversight.anomalies import anomalies_detect

@@ -43,6 +43,7 @@ def totp_now(device: TOTPDevice, offset_steps: int = 0) -> str:
 def _isolated_storage(tmp_path, settings):
     settings.PROBE_DIR = tmp_path / "probes"
     settings.PRIVATE_STORAGE_ROOT = tmp_path / "private"
+    settings.KINGUARD_AUDIT_HEAD_DIR = tmp_path / "audit-heads"
 
 
 @pytest.fixture

@@ -296,9 +296,25 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "lookups.tasks.verify_audit_chain", "schedule": timedelta(hours=1)},
     "detect-anomalies": {"task": "lookups.tasks.detect_anomalies", "schedule": timedelta(minutes=10)},
     "queue-expiry-notices": {"task": "lookups.tasks.queue_expiry_notices", "schedule": timedelta(minutes=15)},
+    "sign-audit-head": {"task": "lookups.tasks.sign_audit_head", "schedule": timedelta(minutes=30)},
     # Expired sessions pile up in the database (cached_db); prune them daily.
     "clear-sessions": {"task": "kinguard.clear_sessions", "schedule": timedelta(hours=24)},
 }
+
+
+def _audit_signing_key() -> str:
+    """KINGUARD_AUDIT_SIGNING_KEY, or the content of the file KINGUARD_AUDIT_SIGNING_KEY_FILE names."""
+    path = env.str("KINGUARD_AUDIT_SIGNING_KEY_FILE", "")
+    if path:
+        return Path(path).read_text().strip()
+    return env.str("KINGUARD_AUDIT_SIGNING_KEY", "")
+
+
+# Ed25519 private key (base64 of 32 bytes) for signed chain heads; empty = one generated per
+# process (tests, dev). Production refuses to start without it (settings/production.py).
+KINGUARD_AUDIT_SIGNING_KEY = _audit_signing_key()
+# Where signed heads are appended (one JSON line each); WORM storage in production.
+KINGUARD_AUDIT_HEAD_DIR = env.path("KINGUARD_AUDIT_HEAD_DIR", VAR_DIR / "audit-heads")
 
 # Logs carry a request id and never personal data (no names, ID numbers, IPs or images).
 # KINGUARD_LOG_FORMAT=json gives one JSON object per line (production default).

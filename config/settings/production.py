@@ -4,6 +4,11 @@ Importing this module without the required variables raises ImproperlyConfigured
 so a misconfigured host refuses to start instead of running with weak secrets.
 """
 
+import base64
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import SettingsError, env
 
 from .base import *  # noqa: F403
@@ -16,6 +21,14 @@ DEBUG = False
 SECRET_KEY = required("SECRET_KEY")
 KINGUARD_ENCRYPTION_KEYS = [k for k in required("KINGUARD_ENCRYPTION_KEYS").split(",") if k]
 KINGUARD_ID_HASH_KEY = required("KINGUARD_ID_HASH_KEY")
+if not KINGUARD_AUDIT_SIGNING_KEY:  # noqa: F405
+    raise ImproperlyConfigured(
+        "Set KINGUARD_AUDIT_SIGNING_KEY or KINGUARD_AUDIT_SIGNING_KEY_FILE (production has no default)."
+    )
+try:
+    Ed25519PrivateKey.from_private_bytes(base64.b64decode(KINGUARD_AUDIT_SIGNING_KEY, validate=True))  # noqa: F405
+except ValueError as exc:
+    raise ImproperlyConfigured("KINGUARD_AUDIT_SIGNING_KEY is not base64 of a 32-byte Ed25519 private key.") from exc
 required("DATABASE_URL")
 required("CELERY_BROKER_URL")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")

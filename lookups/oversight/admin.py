@@ -29,7 +29,7 @@ from guardians.models import Clinic, Person
 
 from ..audit import Actor
 from ..models import AnomalyFlag, AuditEvent, Notice
-from . import anomalies, catalog, charts, selectors, services
+from . import anomalies, catalog, charts, selectors, services, spreadsheet
 from .paginator import EstimatedCountPaginator
 
 # --- filters ------------------------------------------------------------------------------
@@ -414,7 +414,8 @@ class AuditEventAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/oversight/guardian_activity.html", context)
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
-        """A form, then the period's events as CSV, streamed in chain order."""
+        """A form, then the period's events as CSV (spreadsheet) or, with ``format=jsonl``, as the
+        verification bundle checked by ``python -m lookups.audit_verify``; streamed in chain order."""
         self._require_auditor(request)
         form = PeriodForm(request.GET if "since" in request.GET else None)
         if not form.is_bound or not form.is_valid():
@@ -426,6 +427,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         start, end = selectors.local_day_bounds(since, until)
         up_to = selectors.chain_head_sequence()
         clinics = permissions.audit_clinic_ids(request.user)
+        bundle = request.GET.get("format") == "jsonl"  # the verification bundle of the same export
         services.audit_export_record(
             actor=Actor.from_request(request),
             details={
@@ -433,14 +435,22 @@ class AuditEventAdmin(admin.ModelAdmin):
                 "until": until.isoformat(),
                 "up_to_sequence": up_to,
                 "clinics": "all" if clinics is None else sorted(clinics),
+                "format": "jsonl" if bundle else "csv",
             },
         )
+        if bundle:
+            response = StreamingHttpResponse(
+                selectors.bundle_lines(request.user, start, end, up_to), content_type="application/x-ndjson"
+            )
+            response["Content-Disposition"] = f'attachment; filename="kinguard-audit-{since}-{until}.jsonl"'
+            response["Cache-Control"] = "no-store"
+            return response
         writer = csv.writer(_Echo())
 
         def rows():
-            yield writer.writerow(selectors.EXPORT_COLUMNS)
+            yield spreadsheet.BOM + writer.writerow(selectors.EXPORT_COLUMNS)
             for row in selectors.export_rows(request.user, start, end, up_to):
-                yield writer.writerow(row)
+                yield writer.writerow(spreadsheet.neutralise_row(row))
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="kinguard-audit-{since}-{until}.csv"'

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -218,6 +218,7 @@ EXPORT_COLUMNS = [
     "user_type",
     "clinic",
     "action",
+    "action_label",
     "action_type",
     "outcome",
     "patient_public_id",
@@ -267,6 +268,7 @@ def export_rows(user: User, start: dt.datetime, end: dt.datetime, up_to_sequence
             "person" if actor_id else ("system" if label.startswith("system:") else "anonymous"),
             clinic or "",
             action,
+            catalog.action_label(action),
             catalog.action_category(action),
             outcome,
             subject_id or "",
@@ -359,3 +361,50 @@ def dashboard_data(user: User, days: int = 30, today: dt.date | None = None) -> 
             "face_failures": sum(face_bad),
         },
     )
+
+
+# --- verification bundle (JSON Lines, checked by lookups.audit_verify) --------------------
+
+
+def bundle_lines(user: User, start: dt.datetime, end: dt.datetime, up_to_sequence: int) -> Iterator[str]:
+    """The period's chain positions as a verification bundle, streamed in sequence order.
+
+    One global chain: events of clinics outside ``user``'s scope are written as ``link``
+    rows (sequence and hashes only), so a clinic-scoped bundle is still gap-free and
+    verifiable without revealing other clinics' events. The header carries both anchors.
+    """
+    from lookups.audit import hashed_content
+    from lookups.audit_signing import latest_signed_head
+    from lookups.audit_verify import FORMAT
+
+    clinic_ids = permissions.audit_clinic_ids(user)
+    period = AuditEvent.objects.filter(created_at__gte=start, created_at__lt=end, sequence__lte=up_to_sequence)
+    bounds = period.aggregate(first=Min("sequence"), last=Max("sequence"))
+    first, last = bounds["first"], bounds["last"]
+    if first is None:
+        first, last = 1, 0
+    edges = dict(AuditEvent.objects.filter(sequence__in=[first, last]).values_list("sequence", "prev_hash"))
+    last_hash = AuditEvent.objects.filter(sequence=last).values_list("hash", flat=True).first() or ""
+    head = AuditChainHead.objects.filter(pk=1).values("last_sequence", "last_hash").first() or {}
+    header = {
+        "type": "header",
+        "format": FORMAT,
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "first_sequence": first,
+        "last_sequence": last,
+        "anchor_prev_hash": edges.get(first, ""),
+        "anchor_last_hash": last_hash,
+        "head": {"sequence": head.get("last_sequence"), "hash": head.get("last_hash")},
+        "scope": "all clinics" if clinic_ids is None else sorted(clinic_ids),
+        "signed_head": latest_signed_head(),
+    }
+    yield json.dumps(header, sort_keys=True, ensure_ascii=False) + "\n"
+    rows = AuditEvent.objects.filter(sequence__gte=first, sequence__lte=last).order_by("sequence")
+    for event in rows.iterator(chunk_size=2000):
+        if clinic_ids is None or event.clinic_id in clinic_ids:
+            line = {"type": "event", **hashed_content(event)}
+        else:
+            line = {"type": "link", "sequence": event.sequence}
+        line["prev_hash"], line["hash"] = event.prev_hash, event.hash
+        yield json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n"

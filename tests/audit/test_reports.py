@@ -168,7 +168,7 @@ def test_csv_export_contains_exactly_the_periods_events(client, superuser, elder
     response = client.get(reverse("admin:lookups_auditevent_export"), {"since": "2026-05-10", "until": "2026-05-11"})
     assert response.status_code == 200 and response.streaming
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     header, body = rows[0], rows[1:]
     assert header[:3] == ["event_sequence", "event_time_utc", "user_id"] and "event_hash" in header
     assert [int(row[0]) for row in body] == inside
@@ -182,7 +182,7 @@ def test_csv_export_of_an_auditor_is_limited_to_their_clinics(auditor_client, el
     mine = _events_on(day, elder, 2)
     _events_on(day, foreign_events, 2)
     response = auditor_client.get(reverse("admin:lookups_auditevent_export"), {"since": str(day), "until": str(day)})
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))[1:]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))[1:]
     assert [int(row[0]) for row in rows] == mine
 
 
@@ -204,3 +204,28 @@ def test_dashboard_draws_svg_charts_without_scripts(auditor_client, looked_up, g
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     data = response.context["data"]
     assert sum(data.lookups_by_outcome["Cancelled"]) == 1 and data.totals["lookups"] == 1
+
+
+def test_csv_export_opens_safely_in_a_spreadsheet(client, superuser, elder):
+    """BOM for Excel, labels beside codes, and planted formulas neutralised (OWASP)."""
+    planted = '=HYPERLINK("http://evil.example","x")'
+    with time_machine.travel(dt.datetime(2026, 5, 10, 12, tzinfo=LOCAL), tick=False):
+        audit_record(
+            actor=Actor(user=None, label="anonymous", ip="203.0.113.5", user_agent=planted),
+            action="login.failed",
+            outcome="invalid_login",
+            details={"username": "@SUM(1+1)"},
+        )
+        audit_record(actor=Actor(user=None, label="-2+3", user_agent="\tcmd"), action="login.failed")
+    otp_login(client, superuser)
+    response = client.get(reverse("admin:lookups_auditevent_export"), {"since": "2026-05-10", "until": "2026-05-10"})
+    raw = b"".join(response.streaming_content)
+    assert raw.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    header, body = rows[0], rows[1:]
+    first, second = body[0], body[1]
+    assert first[header.index("user_agent")] == "'" + planted
+    assert first[header.index("action_label")] == "Sign-in failed" and first[header.index("action")] == "login.failed"
+    assert second[header.index("user_id")] == "'-2+3" and second[header.index("user_agent")] == "'\tcmd"
+    for row in body:
+        assert not any(cell[:1] in ("=", "+", "-", "@", "\t", "\r") for cell in row), row

@@ -25,6 +25,17 @@ def _published_headers(queue: str = "default") -> dict:
             simple.close()
 
 
+@pytest.fixture(autouse=True)
+def _empty_default_queue():
+    """Other tests leave their own task messages on the shared in-memory broker: start empty."""
+    with app.connection_for_write() as conn:
+        simple = conn.SimpleQueue("default")
+        try:
+            simple.clear()
+        finally:
+            simple.close()
+
+
 def test_publish_inside_a_request_carries_its_id():
     token = request_id_var.set("abc123def")
     try:

@@ -15,6 +15,7 @@ FULL_ENV = {
     "DATABASE_URL": "postgres://kinguard@db.example/kinguard",
     "CELERY_BROKER_URL": "redis://redis.example:6379/0",
     "DJANGO_ALLOWED_HOSTS": "kinguard.example",
+    "KINGUARD_AUDIT_SIGNING_KEY": "cHJvZHVjdGlvbi10ZXN0LW9ubHktZWQyNTUxOS1rZXk=",
 }
 
 
@@ -47,3 +48,16 @@ def test_production_refuses_to_start_without(missing):
     result = _import_production(env)
     assert result.returncode != 0
     assert missing in result.stderr
+
+
+def test_production_refuses_a_malformed_audit_signing_key():
+    result = _import_production({**FULL_ENV, "KINGUARD_AUDIT_SIGNING_KEY": "not-a-key"})
+    assert result.returncode != 0 and "KINGUARD_AUDIT_SIGNING_KEY" in result.stderr
+
+
+def test_production_reads_the_audit_signing_key_from_a_file(tmp_path):
+    key_file = tmp_path / "audit.key"
+    key_file.write_text(FULL_ENV["KINGUARD_AUDIT_SIGNING_KEY"] + "\n")
+    env = {k: v for k, v in FULL_ENV.items() if k != "KINGUARD_AUDIT_SIGNING_KEY"}
+    result = _import_production({**env, "KINGUARD_AUDIT_SIGNING_KEY_FILE": str(key_file)})
+    assert result.returncode == 0, result.stderr

@@ -26,7 +26,7 @@ def test_password_and_code_give_a_verified_session(client, staff):
     assert response.status_code == 302 and response.url == reverse("staff:home")
     assert client.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
     assert client.get(reverse("staff:home")).status_code == 200
-    assert AuditEvent.objects.filter(action="staff.signed_in", actor=staff).exists()
+    assert AuditEvent.objects.filter(action="login.succeeded", actor=staff, details__via="staff").exists()
 
 
 def test_next_is_followed_only_within_the_site(client, staff):
@@ -46,7 +46,7 @@ def test_wrong_code_is_refused_and_password_not_echoed(client, staff):
     assert "not correct" in response.content.decode()
     assert PASSWORD not in response.content.decode()
     assert "_auth_user_id" not in client.session
-    assert AuditEvent.objects.filter(action="staff.sign_in_failed", outcome="invalid_token").exists()
+    assert AuditEvent.objects.filter(action="login.failed", outcome="invalid_token", details__via="staff").exists()
 
 
 def test_missing_code_is_refused(client, staff):

@@ -1,0 +1,229 @@
+"""The closed vocabulary of the audit log (issue 12): every action the code may write.
+
+One enumeration, :class:`AuditAction`, holds each action's stored string (unchanged, so no
+data migration), its translatable label, its ASTM E2147 / ONC 170.315(d)(3) category and the
+reports that include it. The admin filter, the per-elder report, the export and the catalog
+all derive from it, so a new action appears everywhere at once or nowhere.
+
+Invariant: :func:`lookups.audit.audit_record` refuses an action that is not a member, in every
+environment (tests, DEBUG and production alike): a mistyped action is a programming error,
+and failing the whole transaction is safer than writing an event no report can find.
+
+Old rows stay readable: :data:`LEGACY_ACTIONS` maps names the code wrote before the
+vocabulary closed (``staff.signed_in``) to the member that now records the same fact; they
+are labelled and reported as that member but can no longer be written.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Report(enum.StrEnum):
+    """The reports an action can belong to."""
+
+    ELDER = "elder"  # the per-elder access report: everything done to or about the elder
+    STAFF_VIEW = "staff_view"  # the elder report's "staff who looked at this record" section
+    LOOKUP = "lookup"  # the elder report's lookup rows
+    AUTHORIZATION = "authorization"  # the elder report's authorization changes
+    NOTICE = "notice"  # the elder report's notices
+    SIGN_IN = "sign_in"  # sign-in attempts (dashboard, anomaly rules)
+    EXPORT = "export"  # the auditor's export (every action)
+
+
+class AuditAction(models.TextChoices):
+    LOOKUP_STARTED = "lookup.started", _("Lookup started")
+    LOOKUP_START_REFUSED = "lookup.start_refused", _("Lookup refused at start")
+    OTP_VERIFIED = "otp.verified", _("One-time code accepted")
+    OTP_FAILED = "otp.failed", _("One-time code failed")
+    OTP_THROTTLED = "otp.throttled", _("One-time code throttled")
+    FACE_SUBMITTED = "face.submitted", _("Face photo submitted")
+    FACE_UPLOAD_REFUSED = "face.upload_refused", _("Face photo refused")
+    FACE_VERDICT = "face.verdict", _("Face check result")
+    FACE_NOT_QUEUED = "face.not_queued", _("Face check not queued")
+    FACE_EXPIRED = "face.expired", _("Face check expired")
+    LOOKUP_GRANTED = "lookup.granted", _("Lookup granted")
+    LOOKUP_DENIED = "lookup.denied", _("Lookup denied")
+    LOOKUP_CANCELLED = "lookup.cancelled", _("Lookup cancelled")
+    LOOKUP_EXPIRED = "lookup.expired", _("Lookup expired unfinished")
+    GRANT_EXPIRED = "grant.expired", _("Results window ended")
+    RESULTS_VIEWED = "results.viewed", _("Results shown")
+    PERSON_REGISTERED = "person.registered", _("Person registered")
+    PERSON_VIEWED = "person.viewed", _("Person record viewed by staff")
+    IDENTITY_CHECKED = "identity.checked", _("Identity document checked")
+    PREFERENCES_CHANGED = "preferences.changed", _("Preferences changed")
+    RESULT_RECORDED = "result.recorded", _("Test result recorded")
+    RESULTS_IMPORTED = "results.imported", _("Test results imported")
+    RESULT_VIEWED_BY_STAFF = "result.viewed_by_staff", _("Test result viewed by staff")
+    RESULT_SAMPLING_PHOTO_VIEWED = "result.sampling_photo_viewed", _("Sampling photo viewed by staff")
+    ACCOUNT_CREATED = "account.created", _("Login account created")
+    ACCOUNT_SET_PASSWORD_LINK_ISSUED = "account.set_password_link_issued", _("Set-password link issued")
+    ACCOUNT_PASSWORD_SET = "account.password_set", _("Password set")
+    CLINIC_CREATED = "clinic.created", _("Clinic created")
+    STAFF_ROLE_GRANTED = "staff.role_granted", _("Staff role granted")
+    STAFF_REVERIFIED = "staff.reverified", _("Staff re-verified with a one-time code")
+    STAFF_REVERIFY_FAILED = "staff.reverify_failed", _("Staff re-verification failed")
+    OTP_DEVICE_CREATED = "otp_device.created", _("Authenticator added")
+    OTP_DEVICE_CONFIRMED = "otp_device.confirmed", _("Authenticator confirmed")
+    OTP_DEVICE_CHANGED = "otp_device.changed", _("Authenticator changed")
+    OTP_DEVICE_REPLACED = "otp_device.replaced", _("Authenticator replaced")
+    OTP_BACKUP_CODES_ISSUED = "otp_backup_codes.issued", _("Backup codes issued")
+    FACE_CONSENT_RECORDED = "face.consent_recorded", _("Biometric consent recorded")
+    FACE_CONSENT_WITHDRAWN = "face.consent_withdrawn", _("Biometric consent withdrawn")
+    FACE_ENROLLED = "face.enrolled", _("Face enrolled")
+    FACE_TEMPLATE_DELETED = "face.template_deleted", _("Face template deleted")
+    AUTHORIZATION_CREATED = "authorization.created", _("Authorization registered")
+    AUTHORIZATION_APPROVED = "authorization.approved", _("Authorization approved")
+    AUTHORIZATION_REVOKED = "authorization.revoked", _("Authorization revoked")
+    AUTHORIZATION_SUSPENDED = "authorization.suspended", _("Authorization suspended")
+    AUTHORIZATION_RENEWED = "authorization.renewed", _("Authorization renewed")
+    AUTHORIZATION_REMOVAL_REQUESTED = "authorization.removal_requested", _("Removal of an authorization requested")
+    AUTHORIZATION_VIEWED = "authorization.viewed", _("Authorization viewed by staff")
+    LOGIN_SUCCEEDED = "login.succeeded", _("Sign-in succeeded")
+    LOGIN_FAILED = "login.failed", _("Sign-in failed")
+    ADMIN_ADDED = "admin.added", _("Admin: object added")
+    ADMIN_CHANGED = "admin.changed", _("Admin: object changed")
+    ADMIN_DELETED = "admin.deleted", _("Admin: object deleted")
+    AUDIT_REPORT_VIEWED = "audit.report_viewed", _("Audit report viewed")
+    AUDIT_EXPORTED = "audit.exported", _("Audit log exported")
+    AUDIT_CHAIN_BROKEN = "audit.chain_broken", _("Audit chain verification failed")
+    ANOMALY_FLAGGED = "anomaly.flagged", _("Anomaly flagged")
+    ANOMALY_ACKNOWLEDGED = "anomaly.acknowledged", _("Anomaly acknowledged")
+    ANOMALY_RESOLVED = "anomaly.resolved", _("Anomaly resolved")
+    NOTICE_QUEUED = "notice.queued", _("Notice to elder queued")
+    NOTICE_SENT = "notice.sent", _("Notice to elder sent")
+    NOTICE_FAILED = "notice.failed", _("Notice to elder failed")
+    KEYS_ROTATED = "keys.rotated", _("Encryption keys rotated")
+    RETENTION_LOOKUP_DELETED = "retention.lookup_deleted", _("Old lookup deleted (retention)")
+    RETENTION_APPLIED = "retention.applied", _("Retention sweep applied")
+
+
+A = AuditAction
+
+
+@dataclass(frozen=True)
+class ActionInfo:
+    category: str
+    reports: frozenset[Report]
+
+
+def _info(category: str, *reports: Report) -> ActionInfo:
+    return ActionInfo(category, frozenset({Report.EXPORT, *reports}))
+
+
+_E, _SV, _L, _AU, _N = Report.ELDER, Report.STAFF_VIEW, Report.LOOKUP, Report.AUTHORIZATION, Report.NOTICE
+
+INFO: dict[AuditAction, ActionInfo] = {
+    A.LOOKUP_STARTED: _info("query", _E, _L),
+    A.LOOKUP_START_REFUSED: _info("query"),
+    A.OTP_VERIFIED: _info("authentication"),
+    A.OTP_FAILED: _info("authentication"),
+    A.OTP_THROTTLED: _info("authentication"),
+    A.FACE_SUBMITTED: _info("authentication"),
+    A.FACE_UPLOAD_REFUSED: _info("authentication"),
+    A.FACE_VERDICT: _info("authentication"),
+    A.FACE_NOT_QUEUED: _info("authentication"),
+    A.FACE_EXPIRED: _info("authentication"),
+    A.LOOKUP_GRANTED: _info("query", _E, _L),
+    A.LOOKUP_DENIED: _info("query", _E, _L),
+    A.LOOKUP_CANCELLED: _info("query", _E, _L),
+    A.LOOKUP_EXPIRED: _info("query", _E, _L),
+    A.GRANT_EXPIRED: _info("query", _E, _L),
+    A.RESULTS_VIEWED: _info("read", _E, _L),
+    A.PERSON_REGISTERED: _info("create"),
+    A.PERSON_VIEWED: _info("read", _E, _SV),
+    A.IDENTITY_CHECKED: _info("update"),
+    A.PREFERENCES_CHANGED: _info("update"),
+    A.RESULT_RECORDED: _info("create"),
+    A.RESULTS_IMPORTED: _info("create"),
+    A.RESULT_VIEWED_BY_STAFF: _info("read", _E, _SV),
+    A.RESULT_SAMPLING_PHOTO_VIEWED: _info("read", _E, _SV),
+    A.ACCOUNT_CREATED: _info("create"),
+    A.ACCOUNT_SET_PASSWORD_LINK_ISSUED: _info("update"),
+    A.ACCOUNT_PASSWORD_SET: _info("update"),
+    A.CLINIC_CREATED: _info("create"),
+    A.STAFF_ROLE_GRANTED: _info("update"),
+    A.STAFF_REVERIFIED: _info("authentication"),
+    A.STAFF_REVERIFY_FAILED: _info("authentication"),
+    A.OTP_DEVICE_CREATED: _info("create"),
+    A.OTP_DEVICE_CONFIRMED: _info("update"),
+    A.OTP_DEVICE_CHANGED: _info("update"),
+    A.OTP_DEVICE_REPLACED: _info("update"),
+    A.OTP_BACKUP_CODES_ISSUED: _info("create"),
+    A.FACE_CONSENT_RECORDED: _info("create"),
+    A.FACE_CONSENT_WITHDRAWN: _info("update"),
+    A.FACE_ENROLLED: _info("create"),
+    A.FACE_TEMPLATE_DELETED: _info("delete"),
+    A.AUTHORIZATION_CREATED: _info("create", _E, _AU),
+    A.AUTHORIZATION_APPROVED: _info("update", _E, _AU),
+    A.AUTHORIZATION_REVOKED: _info("update", _E, _AU),
+    A.AUTHORIZATION_SUSPENDED: _info("update", _E, _AU),
+    A.AUTHORIZATION_RENEWED: _info("update", _E, _AU),
+    A.AUTHORIZATION_REMOVAL_REQUESTED: _info("update", _E, _AU),
+    A.AUTHORIZATION_VIEWED: _info("read", _E, _SV),
+    A.LOGIN_SUCCEEDED: _info("login", Report.SIGN_IN),
+    A.LOGIN_FAILED: _info("login", Report.SIGN_IN),
+    A.ADMIN_ADDED: _info("create"),
+    A.ADMIN_CHANGED: _info("update"),
+    A.ADMIN_DELETED: _info("delete"),
+    A.AUDIT_REPORT_VIEWED: _info("read", _E, _SV),
+    A.AUDIT_EXPORTED: _info("copy"),
+    A.AUDIT_CHAIN_BROKEN: _info("security"),
+    A.ANOMALY_FLAGGED: _info("security"),
+    A.ANOMALY_ACKNOWLEDGED: _info("security"),
+    A.ANOMALY_RESOLVED: _info("security"),
+    A.NOTICE_QUEUED: _info("notice"),
+    A.NOTICE_SENT: _info("notice", _E, _N),
+    A.NOTICE_FAILED: _info("notice", _E, _N),
+    A.KEYS_ROTATED: _info("security"),
+    A.RETENTION_LOOKUP_DELETED: _info("delete"),
+    A.RETENTION_APPLIED: _info("delete"),
+}
+
+# Names written before the vocabulary closed -> the member that records the same fact now.
+LEGACY_ACTIONS: dict[str, AuditAction] = {
+    "staff.signed_in": A.LOGIN_SUCCEEDED,
+    "staff.sign_in_failed": A.LOGIN_FAILED,
+}
+
+
+class UnknownAuditAction(ValueError):
+    """Raised when code tries to write an action outside :class:`AuditAction`."""
+
+
+def require_action(action: str) -> AuditAction:
+    """The member for ``action``; legacy names and unknown strings are refused."""
+    try:
+        return AuditAction(action)
+    except ValueError:
+        raise UnknownAuditAction(f"{action!r} is not in lookups.audit_vocabulary.AuditAction") from None
+
+
+def resolve(action: str) -> AuditAction | None:
+    """The member a stored action reads as (legacy names included), or None."""
+    if action in LEGACY_ACTIONS:
+        return LEGACY_ACTIONS[action]
+    try:
+        return AuditAction(action)
+    except ValueError:
+        return None
+
+
+def stored_values(*reports: Report) -> frozenset[str]:
+    """Every stored string (members and their legacy names) in all of ``reports``."""
+    members = {member for member, info in INFO.items() if all(report in info.reports for report in reports)}
+    return frozenset({m.value for m in members} | {old for old, new in LEGACY_ACTIONS.items() if new in members})
+
+
+def label(action: str) -> str:
+    member = resolve(action)
+    return str(member.label) if member is not None else action
+
+
+def category(action: str) -> str:
+    member = resolve(action)
+    return INFO[member].category if member is not None else "other"

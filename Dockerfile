@@ -1,16 +1,15 @@
 # Kinguard image: one image for web (gunicorn), face worker, default worker and beat.
 # Multi-stage: wheels are built in "build"; the runtime stage has no compilers and runs as a
 # non-root user. Test tooling (pytest, playwright, ruff, ...) is not installed.
-# Runtime requirements only: once the requirements split lands, REQUIREMENTS=requirements.txt
-# holds runtime pins only (see README "Production").
+# Runtime requirements only: requirements.txt is the hash-locked runtime set (requirements.in);
+# test tooling lives in requirements-dev.txt, which the image never installs.
 FROM python:3.11-slim-bookworm AS build
 ARG REQUIREMENTS=requirements.txt
 WORKDIR /build
 COPY requirements*.txt ./
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
- && grep -vE '^(pytest|pytest-|factory_boy|time-machine|ruff|bandit|pip-audit|playwright)' "$REQUIREMENTS" > runtime.txt \
- && /opt/venv/bin/pip install --no-cache-dir -r runtime.txt \
+ && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r "$REQUIREMENTS" \
  && /opt/venv/bin/pip install --no-cache-dir --no-deps -r requirements-nodeps.txt
 
 FROM python:3.11-slim-bookworm AS runtime

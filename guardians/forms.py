@@ -28,7 +28,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from lookups import face_pipeline
 from lookups.models import TestResult
 
-from . import id_numbers, permissions, services
+from . import id_numbers, permissions, phones, services
 from .models import Authorization, FaceConsent, IdentityCheck, Person, User
 
 A = permissions.StaffAction
@@ -209,7 +209,13 @@ class PersonRegisterForm(forms.Form):
         required=False,
         help_text=_("For example: expiry date, or who brought it. Do not type the document number here."),
     )
-    phone = forms.CharField(label=_("Mobile phone"), max_length=40, required=False)
+    phone = forms.CharField(
+        label=_("Mobile phone"),
+        max_length=40,
+        required=False,
+        help_text=_("Mainland numbers without +86; other countries with their code."),
+        widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
+    )
     notify_email = forms.EmailField(
         label=_("Contact for notifications (e-mail)"),
         required=False,
@@ -247,6 +253,12 @@ class PersonRegisterForm(forms.Form):
                 _("A person with this ID number is already registered at another clinic. Ask that clinic to help.")
             ) from exc
         return number
+
+    def clean_phone(self) -> str:
+        try:
+            return phones.normalize(self.cleaned_data.get("phone", ""))
+        except phones.InvalidPhoneNumber as exc:
+            raise ValidationError(phones.INVALID_MESSAGE, code="invalid_phone") from exc
 
     def clean(self):
         data = super().clean()

@@ -20,7 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from lookups.audit import Actor, audit_record
 from lookups.oversight.notices import notice_authorization_changed
 
-from . import crypto, id_numbers, permissions
+from . import crypto, id_numbers, permissions, phones
 from .models import Authorization, Clinic, FaceConsent, FaceEnrollment, IdentityCheck, Person
 
 if TYPE_CHECKING:
@@ -75,6 +75,10 @@ def person_register(
     """Register a person after an in-person ID check. Raises InvalidIdNumber or DuplicatePerson."""
     _require_staff(actor, clinic)
     number, birth_date = id_numbers.validate(id_number)
+    try:
+        phone = phones.normalize(phone)
+    except phones.InvalidPhoneNumber as exc:
+        raise ServiceError("The mobile phone number is not valid.") from exc
     digest = crypto.keyed_hash(number)
     person_check_not_registered(id_number=number)
     full_name = full_name.strip()

@@ -97,6 +97,7 @@ class AuditAction(models.TextChoices):
     NOTICE_QUEUED = "notice.queued", _("Notice to elder queued")
     NOTICE_SENT = "notice.sent", _("Notice to elder sent")
     NOTICE_FAILED = "notice.failed", _("Notice to elder failed")
+    NOTICE_SMS_ALERT = "notice.sms_alert", _("SMS gateway needs attention")
     KEYS_ROTATED = "keys.rotated", _("Encryption keys rotated")
     RETENTION_LOOKUP_DELETED = "retention.lookup_deleted", _("Old lookup deleted (retention)")
     RETENTION_APPLIED = "retention.applied", _("Retention sweep applied")
@@ -181,6 +182,7 @@ INFO: dict[AuditAction, ActionInfo] = {
     A.NOTICE_QUEUED: _info("notice"),
     A.NOTICE_SENT: _info("notice", _E, _N),
     A.NOTICE_FAILED: _info("notice", _E, _N),
+    A.NOTICE_SMS_ALERT: _info("notice"),
     A.KEYS_ROTATED: _info("security"),
     A.RETENTION_LOOKUP_DELETED: _info("delete"),
     A.RETENTION_APPLIED: _info("delete"),

@@ -360,6 +360,8 @@ class Notice(models.Model):
     phone_to = models.CharField(max_length=40, blank=True)
     email_sent_at = models.DateTimeField(null=True, blank=True)
     sms_sent_at = models.DateTimeField(null=True, blank=True)
+    # Set when the gateway refused the SMS for good (bad number, misconfiguration): never retried.
+    sms_given_up_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

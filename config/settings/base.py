@@ -383,6 +383,17 @@ if EMAIL_URL_SET:
 # Elder notices: email through Django's EMAIL_BACKEND, SMS through this backend.
 KINGUARD_SMS_BACKEND = env.str("KINGUARD_SMS_BACKEND", "lookups.oversight.sms.ConsoleSmsBackend")
 KINGUARD_SMS_FILE_PATH = env.path("KINGUARD_SMS_FILE_PATH", VAR_DIR / "sms" / "outbox.jsonl")
+# Alibaba Cloud SMS (KINGUARD_SMS_BACKEND=lookups.oversight.sms.AliyunSmsBackend). Templates map our
+# template ids (the notice kinds) to approved TemplateCodes: "results_viewed=SMS_1,authorization_created=SMS_2".
+KINGUARD_ALIYUN_SMS_ACCESS_KEY_ID = env.str("KINGUARD_ALIYUN_SMS_ACCESS_KEY_ID", "")
+KINGUARD_ALIYUN_SMS_ACCESS_KEY_SECRET = env.str("KINGUARD_ALIYUN_SMS_ACCESS_KEY_SECRET", "")
+KINGUARD_ALIYUN_SMS_SIGN_NAME = env.str("KINGUARD_ALIYUN_SMS_SIGN_NAME", "")
+KINGUARD_ALIYUN_SMS_TEMPLATES = env.dict("KINGUARD_ALIYUN_SMS_TEMPLATES", {})
+KINGUARD_ALIYUN_SMS_ENDPOINT = env.str("KINGUARD_ALIYUN_SMS_ENDPOINT", "dysmsapi.aliyuncs.com")
+KINGUARD_ALIYUN_SMS_PROTOCOL = env.choice("KINGUARD_ALIYUN_SMS_PROTOCOL", "https", ("https", "http"))
+KINGUARD_ALIYUN_SMS_TIMEOUT_MS = env.int("KINGUARD_ALIYUN_SMS_TIMEOUT_MS", 5000)
+# Phone numbers typed without a country code are read in this region (ISO 3166 code).
+PHONE_DEFAULT_REGION = env.str("KINGUARD_PHONE_DEFAULT_REGION", "CN").upper()
 KINGUARD_NOTICE_EXPIRY_DAYS = env.int("KINGUARD_NOTICE_EXPIRY_DAYS", 7)
 KINGUARD_NOTICE_MAX_ATTEMPTS = env.int("KINGUARD_NOTICE_MAX_ATTEMPTS", 8)
 KINGUARD_NOTICE_REQUEUE_MINUTES = env.int("KINGUARD_NOTICE_REQUEUE_MINUTES", 15)

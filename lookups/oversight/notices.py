@@ -23,12 +23,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from guardians import permissions
+from guardians import permissions, phones
 from guardians.models import Authorization, Person
 
 from ..audit import Actor, audit_record
 from ..models import LookupRequest, Notice
-from .sms import get_sms_backend
+from .sms import SmsAlertError, SmsMessage, SmsPermanentError, get_sms_backend
 
 logger = logging.getLogger("kinguard.notices")
 Kind = Notice.Kind
@@ -203,6 +203,58 @@ def render_notice(notice: Notice) -> tuple[str, str, str]:
         return _render_notice(notice)
 
 
+SMS_PARAM_MAX = 35  # Alibaba/Tencent template variables are limited to about 35 characters each
+
+
+def sms_params(notice: Notice) -> dict[str, str]:
+    """The SMS template parameters of a notice (template id = ``notice.kind``), in the elder's language.
+
+    Per kind: results_viewed ``viewer, relationship, time, clinic, phone``; authorization_created
+    and _approved ``guardian, relationship, until, clinic, phone``; authorization_revoked
+    ``guardian, clinic, phone``; authorization_expiring ``guardian, until, clinic, phone``.
+    No results, no ID numbers.
+    """
+    with translation.override(notice_language(notice.person)):
+        c = notice.context
+        params: dict[str, str] = {"clinic": notice.clinic.name, "phone": notice.clinic.phone or "-"}
+        if notice.kind == Kind.RESULTS_VIEWED:
+            params |= {
+                "viewer": c.get("viewer", ""),
+                "relationship": _relationship_label(c.get("relationship", "")),
+                "time": _local(dt.datetime.fromisoformat(c["at"])) if c.get("at") else "",
+            }
+        else:
+            params["guardian"] = c.get("guardian", "")
+            if notice.kind != Kind.AUTHORIZATION_REVOKED:
+                params["until"] = _local(dt.datetime.fromisoformat(c["valid_until"])) if c.get("valid_until") else ""
+            if notice.kind in (Kind.AUTHORIZATION_CREATED, Kind.AUTHORIZATION_APPROVED):
+                params["relationship"] = _relationship_label(c.get("relationship", ""))
+        return {key: str(value)[:SMS_PARAM_MAX] for key, value in params.items()}
+
+
+def _sms_alert(notice_id: int, kind: str, error: str) -> None:
+    """Tell the operators the SMS gateway refuses every message (after commit; no personal data)."""
+    from .services import _alert_recipients
+
+    logger.critical("SMS GATEWAY NEEDS ATTENTION (notice %s, %s): %s", notice_id, kind, error)
+    recipients = _alert_recipients()
+    if not recipients:
+        return
+    try:
+        mail.send_mail(
+            subject=f"{settings.EMAIL_SUBJECT_PREFIX}Kinguard SMS gateway needs attention",
+            message=(
+                f"The SMS gateway refused notice #{notice_id} ({kind}) with:\n\n{error}\n\n"
+                "This usually means the access key, the signature, a template code or the account "
+                "balance needs fixing. Elder notices by SMS fail until it is fixed."
+            ),
+            from_email=settings.SERVER_EMAIL,
+            recipient_list=recipients,
+        )
+    except Exception:
+        logger.exception("could not email the SMS gateway alert")
+
+
 def _render_notice(notice: Notice) -> tuple[str, str, str]:
     c = {**notice.context, "relationship": _relationship_label(notice.context.get("relationship", ""))}
     clinic = notice.clinic
@@ -252,7 +304,11 @@ def notice_send(*, notice_id: int) -> str:
     after the other; the second finds the channels already sent and sends nothing. On a
     failed channel the attempt is recorded and audited (``notice.failed``) and
     ``NoticeDeliveryError`` is raised after commit so the task retries, until
-    ``KINGUARD_NOTICE_MAX_ATTEMPTS`` when the notice is marked failed.
+    ``KINGUARD_NOTICE_MAX_ATTEMPTS`` when the notice is marked failed. An SMS the gateway
+    refuses for good (``SmsPermanentError``, or a stored number that is not valid) is given up
+    (``sms_given_up_at``) and never retried; an ``SmsAlertError`` also alerts the operators
+    (``notice.sms_alert``, after commit). A notice with nothing left to retry is ``sent`` when
+    some channel went out, else ``failed``.
     """
     actor = Actor.system("notifier")
     retry = False
@@ -274,7 +330,9 @@ def notice_send(*, notice_id: int) -> str:
         subject, body, sms_text = render_notice(notice)
         now = timezone.now()
         notice.attempts += 1
-        errors = []
+        errors: list[str] = []  # retryable
+        permanent: list[str] = []  # this channel gives up (sms_given_up_at)
+        alert = ""
         if email and notice.email_sent_at is None:
             try:
                 mail.send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [email])
@@ -283,16 +341,47 @@ def notice_send(*, notice_id: int) -> str:
                 logger.warning("notice %s: email failed: %s", notice.pk, exc)
             else:
                 notice.email_sent_at, notice.email_to = now, email
-        if phone and notice.sms_sent_at is None:
+        if phone and notice.sms_sent_at is None and notice.sms_given_up_at is None:
             try:
-                get_sms_backend().send(to=phone, text=sms_text)
+                to = phones.normalize(phone)
+                message = SmsMessage(to=to, template=notice.kind, params=sms_params(notice), text=sms_text)
+                get_sms_backend().send(message)
+            except phones.InvalidPhoneNumber:
+                permanent.append("sms: InvalidPhoneNumber")
+                notice.sms_given_up_at = now
+            except SmsPermanentError as exc:
+                permanent.append(f"sms: {type(exc).__name__}: {exc}"[:150])
+                notice.sms_given_up_at = now
+                logger.warning("notice %s: SMS refused for good: %s", notice.pk, exc)
+                if isinstance(exc, SmsAlertError):
+                    alert = str(exc)
             except Exception as exc:
                 errors.append(f"sms: {type(exc).__name__}")
                 logger.warning("notice %s: SMS failed: %s", notice.pk, exc)
             else:
-                notice.sms_sent_at, notice.phone_to = now, phone
+                notice.sms_sent_at, notice.phone_to = now, to
         channels = [name for name, sent in (("email", notice.email_sent_at), ("sms", notice.sms_sent_at)) if sent]
-        if errors:
+        if alert:
+            audit_record(
+                action="notice.sms_alert",
+                outcome="failed",
+                details={"kind": notice.kind, "error": alert[:150]},
+                **audit,
+            )
+            notice_pk, kind = notice.pk, notice.kind
+            transaction.on_commit(lambda: _sms_alert(notice_pk, kind, alert), robust=True)
+        if permanent and not errors:
+            notice.last_error = "; ".join(permanent)[:300]
+            notice.status = Notice.Status.SENT if channels else Notice.Status.FAILED
+            notice.sent_at = now if channels else None
+            audit_record(
+                action="notice.sent" if channels else "notice.failed",
+                outcome="partly_sent" if channels else "gave_up",
+                details={"kind": notice.kind, "channels": channels, "attempt": notice.attempts, "errors": permanent},
+                **audit,
+            )
+        elif errors:
+            errors += permanent
             notice.last_error = "; ".join(errors)[:300]
             gave_up = notice.attempts >= settings.KINGUARD_NOTICE_MAX_ATTEMPTS
             notice.status = Notice.Status.FAILED if gave_up else Notice.Status.PENDING

@@ -59,7 +59,11 @@ def test_results_view_notice_is_queued_once_per_lookup_and_sent_once(
     message = mail.outbox[0]
     assert message.to == ["zhang@example.org"] and guardian.full_name in message.body
     assert results[0].result not in message.body  # who and when only, never the results
-    assert LocmemSmsBackend.outbox[0]["to"] == "+86 138 0000 0001"
+    sms = LocmemSmsBackend.outbox[0]
+    assert sms["to"] == "+8613800000001"  # E.164 for the gateway
+    assert sms["template"] == "results_viewed" and sms["params"]["viewer"] == guardian.full_name
+    assert set(sms["params"]) == {"viewer", "relationship", "time", "clinic", "phone"}
+    assert results[0].result not in str(sms["params"])
     notice.refresh_from_db()
     assert notice.attempts == 1 and notice.sent_at and notice.email_sent_at and notice.sms_sent_at
     sent = AuditEvent.objects.get(action="notice.sent")
@@ -86,11 +90,11 @@ def test_failed_channel_is_retried_without_resending_the_other(
     notice = Notice.objects.get()
     calls = {"n": 0}
 
-    def flaky_send(self, *, to, text):
+    def flaky_send(self, message):
         calls["n"] += 1
         if calls["n"] == 1:
             raise SmsError("gateway timeout")
-        LocmemSmsBackend.outbox.append({"to": to, "text": text})
+        LocmemSmsBackend.outbox.append({"to": message.to, "text": message.text})
 
     monkeypatch.setattr(LocmemSmsBackend, "send", flaky_send)
     with pytest.raises(notices.NoticeDeliveryError):
@@ -114,7 +118,7 @@ def test_gives_up_after_the_maximum_attempts(guardian, reachable_elder, authoriz
     services.results_view(actor=Actor.for_user(guardian.user), lookup_id=lookup.pk)
     notice = Notice.objects.get()
 
-    def down(self, *, to, text):
+    def down(self, message):
         raise SmsError("down")
 
     monkeypatch.setattr(LocmemSmsBackend, "send", down)

@@ -78,5 +78,18 @@ def test_dockerfile_is_multistage_non_root_without_test_tooling():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert dockerfile.count("FROM ") >= 2 and "USER kinguard" in dockerfile
     assert "--no-deps -r requirements-nodeps.txt" in dockerfile
-    assert "playwright" in dockerfile.split("grep -vE")[1].split("\n")[0]  # excluded from the image
+    assert "--require-hashes" in dockerfile and "-r requirements-dev" not in dockerfile  # no test tooling
+
+
+def test_runtime_lock_has_no_test_tooling_and_every_line_is_hashed():
+    runtime = (REPO / "requirements.txt").read_text()
+    dev = (REPO / "requirements-dev.txt").read_text()
+    names = {line.split("==")[0].lower() for line in runtime.splitlines() if "==" in line and not line.startswith(" ")}
+    for tool in ("pytest", "pytest-django", "playwright", "ruff", "bandit", "pip-audit", "factory-boy", "pip-tools"):
+        assert tool not in names, tool
+        assert tool in dev.lower()
+    for text in (runtime, dev):
+        pins = [line for line in text.splitlines() if "==" in line and not line.startswith(" ")]
+        assert pins and all(line.endswith("\\") for line in pins)  # each pin continues with its hashes
+        assert "file:///" not in text and "/opt/" not in text
     assert ".env" in (REPO / ".dockerignore").read_text()

@@ -13,8 +13,13 @@ Stable API (the lookup flow builds on these names; keep them):
   such as ``no_face``/``low_quality``), distance, frames_used, threshold, model_version.
 - ``build_template_from_images(images)``: template from enrollment images.
 
-Status: first version. Every frame is detected (no tracking yet), and there is no
-flat-surface (homography) test yet: ``flat_surface``/``not_continuous`` are reserved codes.
+Checks in order (each refusal is a stable code): every frame one face (``several_faces`` for a
+second face, else the frame's ``ProbeRejected`` code); continuity (``not_continuous``: the face
+box jumps between consecutive frames, i.e. a cut or a splice); the actions in order
+(``challenge_not_done``); ``flat_surface`` (one 2-D homography explains the 68 landmarks of
+every frame from the first: a photo or screen moved, scaled, rotated or tilted in the hand);
+the same identity throughout (``identity_changed``); then the match (``no_match``).
+Every frame is detected (no cheaper tracker yet).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from lookups.face_pipeline import (
     FaceSample,
     ProbeRejected,
     _eye_metrics,
+    _landmark_array,
     build_template,
     detect_single_face,
     face_distance,
@@ -44,7 +50,16 @@ CAPTURE_CODES: tuple[str, ...] = (
     "identity_changed",
     "no_match",
     "bad_challenge",
+    "several_faces",
 )
+
+#: Largest residual (RMS landmark error after the best homography from frame 0, in units of
+#: inter-ocular distance) over the capture must exceed this, else ``flat_surface``.
+MIN_PLANAR_RESIDUAL = 0.030
+#: Face-box centre move between consecutive frames (in box widths) above this is a jump.
+MAX_BOX_JUMP = 0.5
+#: Face-box size ratio between consecutive frames above this is a jump.
+MAX_BOX_SCALE_JUMP = 1.4
 
 #: Each frame's embedding must stay this close to the capture's mean (same person throughout).
 MAX_IDENTITY_SPREAD = 0.35
@@ -85,6 +100,54 @@ def _mouth_ratio(sample: FaceSample) -> float:
     # inner lip points: top_lip[8..10], bottom_lip[8..10] (face_recognition ordering)
     gap = float(np.mean(np.linalg.norm(top[8:11] - bottom[8:11][::-1], axis=1)))
     return gap / width
+
+
+def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares homography (normalised DLT) mapping ``src`` (N x 2) onto ``dst``."""
+
+    def norm(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mu = p.mean(axis=0)
+        sc = np.sqrt(2.0) / (np.mean(np.linalg.norm(p - mu, axis=1)) or 1.0)
+        t = np.array([[sc, 0.0, -sc * mu[0]], [0.0, sc, -sc * mu[1]], [0.0, 0.0, 1.0]])
+        return np.c_[p, np.ones(len(p))] @ t.T, t
+
+    ps, ts = norm(src)
+    pd, td = norm(dst)
+    rows = []
+    for (x, y, _), (u, v, _) in zip(ps, pd, strict=True):
+        rows.append([-x, -y, -1.0, 0.0, 0.0, 0.0, u * x, u * y, u])
+        rows.append([0.0, 0.0, 0.0, -x, -y, -1.0, v * x, v * y, v])
+    _, _, vt = np.linalg.svd(np.asarray(rows))
+    h = vt[-1].reshape(3, 3)
+    return np.linalg.inv(td) @ h @ ts
+
+
+def planar_residual(src: np.ndarray, dst: np.ndarray, iod: float) -> float:
+    """RMS error (in inter-ocular distances) of the best homography mapping src onto dst."""
+    h = _homography(src, dst)
+    p = np.c_[src, np.ones(len(src))] @ h.T
+    w = np.where(np.abs(p[:, 2:]) < 1e-12, 1e-12, p[:, 2:])
+    err = np.linalg.norm(p[:, :2] / w - dst, axis=1)
+    return float(np.sqrt(np.mean(err**2)) / max(iod, 1.0))
+
+
+def capture_planarity(samples: Sequence[FaceSample]) -> float:
+    """Largest planar residual of any frame against the first (see MIN_PLANAR_RESIDUAL)."""
+    lms = [_landmark_array(s) for s in samples]
+    iod = float(_eye_metrics(samples[0])[0])
+    return max((planar_residual(lms[0], lm, iod) for lm in lms[1:]), default=0.0)
+
+
+def _continuity_break(samples: Sequence[FaceSample]) -> int | None:
+    """Index of the first frame whose face box jumps from the previous one, else None."""
+    for i in range(1, len(samples)):
+        t0, r0, b0, l0 = samples[i - 1].box
+        t1, r1, b1, l1 = samples[i].box
+        w0, w1 = max(r0 - l0, 1), max(r1 - l1, 1)
+        move = np.hypot((l1 + r1 - l0 - r0) / 2.0, (t1 + b1 - t0 - b0) / 2.0) / w0
+        if move > MAX_BOX_JUMP or max(w0, w1) / min(w0, w1) > MAX_BOX_SCALE_JUMP:
+            return i
+    return None
 
 
 def _action_end(action: str, ear: np.ndarray, mar: np.ndarray, yaw: np.ndarray, start: int) -> int | None:
@@ -137,12 +200,35 @@ def check_capture(
     try:
         for frame in frames:
             samples.append(detect_single_face(frame))
+    except ProbeRejected as exc:
+        return refuse("several_faces" if exc.code == "multiple_faces" else exc.code, len(samples))
+    return decide_samples(samples, challenge=challenge, template=template, threshold=threshold)
+
+
+def decide_samples(
+    samples: Sequence[FaceSample],
+    *,
+    challenge: Sequence[str],
+    template: np.ndarray | None,
+    threshold: float,
+) -> CaptureDecision:
+    """The decision part of :func:`check_capture` on already detected frames (one face each).
+    Split out so a benchmark can try several challenges on one capture without re-detecting."""
+
+    def refuse(code: str, used: int = 0, distance: float | None = None) -> CaptureDecision:
+        return CaptureDecision(False, code, distance, used, threshold, MODEL_VERSION)
+
+    if not challenge or any(a not in ACTIONS for a in challenge):
+        return refuse("bad_challenge")
+    try:
         metrics = [_eye_metrics(s) for s in samples]
         mar = np.asarray([_mouth_ratio(s) for s in samples])
     except ProbeRejected as exc:
         return refuse(exc.code, len(samples))
     if len(samples) < 5:
         return refuse("challenge_not_done", len(samples))
+    if _continuity_break(samples) is not None:
+        return refuse("not_continuous", len(samples))
     ear = np.asarray([m[1] for m in metrics])
     yaw = np.asarray([m[2] for m in metrics])
     pos = 0
@@ -151,6 +237,8 @@ def check_capture(
         if end is None:
             return refuse("challenge_not_done", len(samples))
         pos = end + 1
+    if capture_planarity(samples) < MIN_PLANAR_RESIDUAL:
+        return refuse("flat_surface", len(samples))
     embeddings = np.stack([s.embedding for s in samples])
     mean = embeddings.mean(axis=0)
     if max(face_distance(mean, e) for e in embeddings) > MAX_IDENTITY_SPREAD:

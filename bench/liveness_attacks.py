@@ -149,7 +149,7 @@ def main() -> None:
             cpu_single.append((time.process_time() - t0) / 3)
             photos = [Image.open(p).convert("RGB") for p in paths[3:8]]
             for k, kind in enumerate(("moved", "tilt_yaw", "tilt_pitch", "slideshow")):
-                res = _cached(f"{ident}_{kind}", lambda kind=kind, k=k: attack_frames(photos, kind, k))
+                res = _cached(f"{ident}_{kind}", lambda kind=kind, k=k, photos=photos: attack_frames(photos, kind, k))
                 rows.append((f"{ident}/{kind}", res, template, True))
         for clip in clips:
             files = sorted((root / "live" / clip).glob("*.jpg"))

@@ -69,7 +69,7 @@ def _place(photo: Image.Image, quad: np.ndarray, rng: np.random.Generator) -> np
 def _plane_quad(size: tuple[int, int], t: float, kind: str) -> np.ndarray:
     """Corners of the held photo at phase t in [0, 1] for one attack kind."""
     w, h = size
-    scale = 2.4
+    scale = 300.0 / max(w, h)
     cx, cy = CANVAS[0] / 2, CANVAS[1] / 2
     corners = np.array([[-w / 2, -h / 2, 0], [w / 2, -h / 2, 0], [w / 2, h / 2, 0], [-w / 2, h / 2, 0]]) * scale
     yaw = pitch = roll = 0.0

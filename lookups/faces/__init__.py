@@ -55,7 +55,13 @@ CAPTURE_CODES: tuple[str, ...] = (
 
 #: Largest residual (RMS landmark error after the best homography from frame 0, in units of
 #: inter-ocular distance) over the capture must exceed this, else ``flat_surface``.
-MIN_PLANAR_RESIDUAL = 0.030
+#: Calibrated on bench/liveness_attacks.py tuning set: single-photo attacks 0.020-0.041,
+#: live clips 0.108-0.124.
+MIN_PLANAR_RESIDUAL = 0.060
+#: Median landmark error (in IOD) of the best homography between consecutive frames above this
+#: is a cut (another photo): a blink or open mouth moves a minority of the 68 points, so the
+#: median stays low for a real face. Tuning set: live 0.040-0.051, slideshows 0.080-0.110.
+MAX_CUT_MEDIAN = 0.070
 #: Face-box centre move between consecutive frames (in box widths) above this is a jump.
 MAX_BOX_JUMP = 0.5
 #: Face-box size ratio between consecutive frames above this is a jump.
@@ -122,13 +128,17 @@ def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.linalg.inv(td) @ h @ ts
 
 
-def planar_residual(src: np.ndarray, dst: np.ndarray, iod: float) -> float:
-    """RMS error (in inter-ocular distances) of the best homography mapping src onto dst."""
+def _planar_errors(src: np.ndarray, dst: np.ndarray, iod: float) -> np.ndarray:
+    """Per-point error (in inter-ocular distances) of the best homography mapping src onto dst."""
     h = _homography(src, dst)
     p = np.c_[src, np.ones(len(src))] @ h.T
     w = np.where(np.abs(p[:, 2:]) < 1e-12, 1e-12, p[:, 2:])
-    err = np.linalg.norm(p[:, :2] / w - dst, axis=1)
-    return float(np.sqrt(np.mean(err**2)) / max(iod, 1.0))
+    return np.linalg.norm(p[:, :2] / w - dst, axis=1) / max(iod, 1.0)
+
+
+def planar_residual(src: np.ndarray, dst: np.ndarray, iod: float) -> float:
+    """RMS error (in inter-ocular distances) of the best homography mapping src onto dst."""
+    return float(np.sqrt(np.mean(_planar_errors(src, dst, iod) ** 2)))
 
 
 def capture_planarity(samples: Sequence[FaceSample]) -> float:
@@ -139,13 +149,18 @@ def capture_planarity(samples: Sequence[FaceSample]) -> float:
 
 
 def _continuity_break(samples: Sequence[FaceSample]) -> int | None:
-    """Index of the first frame whose face box jumps from the previous one, else None."""
+    """Index of the first frame whose face box jumps from the previous one, or whose landmarks
+    no single homography maps from the previous frame's for most points (a cut), else None."""
     for i in range(1, len(samples)):
         t0, r0, b0, l0 = samples[i - 1].box
         t1, r1, b1, l1 = samples[i].box
         w0, w1 = max(r0 - l0, 1), max(r1 - l1, 1)
         move = np.hypot((l1 + r1 - l0 - r0) / 2.0, (t1 + b1 - t0 - b0) / 2.0) / w0
         if move > MAX_BOX_JUMP or max(w0, w1) / min(w0, w1) > MAX_BOX_SCALE_JUMP:
+            return i
+        iod = float(_eye_metrics(samples[i - 1])[0])
+        errors = _planar_errors(_landmark_array(samples[i - 1]), _landmark_array(samples[i]), iod)
+        if float(np.median(errors)) > MAX_CUT_MEDIAN:
             return i
     return None
 

@@ -80,3 +80,9 @@ def test_box_jump_is_a_break() -> None:
     assert faces._continuity_break(jumped) == 3
     rescaled = steady[:3] + [_sample(lm, (100, 420, 400, 100))]
     assert faces._continuity_break(rescaled) == 3
+
+
+def test_cut_to_another_photo_is_a_break() -> None:
+    a, b = _face(np.random.default_rng(4)), _face(np.random.default_rng(5))
+    frames = [_sample(a)] * 3 + [_sample(b)] * 3
+    assert faces._continuity_break(frames) == 3

@@ -26,3 +26,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
+
+handler404 = "config.errors.page_not_found"
+handler403 = "config.errors.permission_denied"
+handler500 = "config.errors.server_error"

@@ -1,367 +1,222 @@
-"""Admin for clinic staff (behind OTPAdminSite). Every write goes through the services."""
+"""Admin for clinic staff (behind the Kinguard admin site): read-only and clinic-scoped.
 
-from django import forms
-from django.contrib import admin, messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import ValidationError
+One desk for writes: people, authorizations, face enrollments, OTP devices, memberships and
+results are changed in ``/staff/`` only. Here auditors, managers and staff *read* them, each
+queryset scoped by the same rule as the workspace (``permissions.staff_clinic_ids``; superusers
+see every clinic), so another clinic's object is absent from the list and its change, delete
+and history URLs answer 404. No page shows an OTP secret (TOTP key, ``otpauth://`` QR, static
+tokens) or links a private file.
+"""
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.db.models import Q, QuerySet
+from django.http import Http404
 from django.urls import reverse
-from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
+from django.utils.html import format_html
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from config.middleware import otp_is_fresh
-from lookups import face_pipeline
-from lookups.audit import Actor
 from lookups.oversight.admin_mixins import AuditedRecordViewMixin
 from lookups.oversight.services import person_view_record
 
-from . import id_numbers, permissions, services
-from .forms import MultipleImageField
+from . import permissions
 from .models import Authorization, Clinic, FaceEnrollment, Person, StaffMembership, User
 
 
-def _actor(request) -> Actor:
-    return Actor.from_request(request)
+def clinic_ids_for(user: User) -> set[int] | None:
+    """The clinics whose records ``user`` reads in the admin; None: every clinic (superuser)."""
+    if user.is_active and user.is_superuser:
+        return None
+    cached = getattr(user, "_kg_admin_clinic_ids", None)  # one query per request, not per model
+    if cached is None:
+        cached = frozenset(permissions.staff_clinic_ids(user))
+        user._kg_admin_clinic_ids = cached
+    return set(cached)
 
 
-class ReadOnlyAfterCreateMixin:
+def scope(queryset: QuerySet, user: User, field: str) -> QuerySet:
+    """``queryset`` limited to rows whose ``field`` (a clinic id lookup) is one of the user's clinics."""
+    clinic_ids = clinic_ids_for(user)
+    return queryset if clinic_ids is None else queryset.filter(**{f"{field}__in": sorted(clinic_ids)})
+
+
+class ReadOnlyScopedAdmin(admin.ModelAdmin):
+    """Read-only for everyone (superusers too); visible to superusers and clinic members.
+
+    ``clinic_field`` is the lookup to the row's clinic id; subclasses with another shape
+    override ``scoped_queryset``.
+    """
+
+    clinic_field = "clinic_id"
+    actions = None
+
+    def scoped_queryset(self, request, queryset: QuerySet) -> QuerySet:
+        return scope(queryset, request.user, self.clinic_field)
+
+    def get_queryset(self, request):
+        return self.scoped_queryset(request, super().get_queryset(request))
+
+    def _require_visible(self, request, object_id: str) -> None:
+        """Another clinic's object (or none) is a 404, not the admin's redirect with a message."""
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self._require_visible(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        self._require_visible(request, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._require_visible(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        clinic_ids = clinic_ids_for(request.user)
+        return clinic_ids is None or bool(clinic_ids)
 
-class StepUpMixin:
-    """Changes to authorizations, OTP devices and face enrollments need a one-time code
-    presented within KINGUARD_STAFF_REAUTH_SECONDS; otherwise ask for a fresh one first."""
-
-    def _step_up(self, request):
-        return redirect_to_login(request.get_full_path(), reverse("staff:reverify"))
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        changing = object_id is None or request.method == "POST"
-        if changing and not otp_is_fresh(request):
-            return self._step_up(request)
-        return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def changelist_view(self, request, extra_context=None):
-        acting = request.method == "POST" and "action" in request.POST
-        if acting and not otp_is_fresh(request):
-            return self._step_up(request)
-        return super().changelist_view(request, extra_context)
+    def has_module_permission(self, request) -> bool:
+        return self.has_view_permission(request)
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(ReadOnlyScopedAdmin):
     list_display = ("username", "first_name", "is_staff", "is_active", "face_failures")
     search_fields = ("username", "first_name", "last_name")
-    exclude = ("password", "user_permissions")
-    readonly_fields = ("last_login", "date_joined", "face_failures", "face_retry_not_before")
+    fields = (
+        "username",
+        "first_name",
+        "last_name",
+        "email",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "last_login",
+        "date_joined",
+        "face_failures",
+        "face_retry_not_before",
+    )
+
+    def scoped_queryset(self, request, queryset):
+        clinic_ids = clinic_ids_for(request.user)
+        if clinic_ids is None:
+            return queryset
+        ids = sorted(clinic_ids)
+        return queryset.filter(Q(memberships__clinic_id__in=ids) | Q(person__clinic_id__in=ids)).distinct()
 
 
 @admin.register(Clinic)
-class ClinicAdmin(admin.ModelAdmin):
+class ClinicAdmin(ReadOnlyScopedAdmin):
+    """Clinics: superusers add and edit them (an audited admin change); members read their own."""
+
     list_display = ("name", "address", "phone")
     search_fields = ("name",)
+    clinic_field = "pk"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
 
 
 @admin.register(StaffMembership)
-class StaffMembershipAdmin(admin.ModelAdmin):
+class StaffMembershipAdmin(ReadOnlyScopedAdmin):
     list_display = ("user", "clinic", "role")
-    list_filter = ("role", "clinic")
-
-
-class PersonRegisterForm(forms.ModelForm):
-    id_number = forms.CharField(label="ID number (18 characters)", max_length=22)
-
-    class Meta:
-        model = Person
-        fields = ("clinic", "full_name", "id_number", "phone", "notify_email", "is_elder", "is_guardian", "user")
-
-    def clean_id_number(self) -> str:
-        try:
-            number, _ = id_numbers.validate(self.cleaned_data["id_number"])
-            services.person_check_not_registered(id_number=number)
-        except (id_numbers.InvalidIdNumber, services.ServiceError) as exc:
-            raise ValidationError(str(exc)) from exc
-        return number
+    list_filter = ("role",)
+    list_select_related = ("user", "clinic")
 
 
 @admin.register(Person)
-class PersonAdmin(AuditedRecordViewMixin, ReadOnlyAfterCreateMixin, admin.ModelAdmin):
+class PersonAdmin(AuditedRecordViewMixin, ReadOnlyScopedAdmin):
     list_display = ("full_name", "id_number_masked", "clinic", "is_elder", "is_guardian", "user")
-    list_filter = ("clinic", "is_elder", "is_guardian")
+    list_filter = ("is_elder", "is_guardian")
     search_fields = ("full_name",)
     list_select_related = ("clinic", "user")
+    fields = (
+        "public_id",
+        "clinic",
+        "full_name",
+        "id_number_masked",
+        "birth_date",
+        "phone",
+        "notify_email",
+        "is_elder",
+        "is_guardian",
+        "user",
+        "created_at",
+        "created_by",
+    )
+    readonly_fields = fields
 
     def audit_record_view(self, actor, obj) -> None:
         person_view_record(actor=actor, person=obj)
 
-    def get_queryset(self, request):
-        return permissions.people_visible_to_staff(request.user).select_related("clinic", "user")
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = PersonRegisterForm
-        return super().get_form(request, obj, **kwargs)
-
-    def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return ()
-        return (
-            "public_id",
-            "clinic",
-            "full_name",
-            "id_number_masked",
-            "birth_date",
-            "phone",
-            "notify_email",
-            "is_elder",
-            "is_guardian",
-            "user",
-            "created_at",
-            "created_by",
-        )
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return PersonRegisterForm.Meta.fields
-        return self.get_readonly_fields(request, obj)
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            return
-        data = form.cleaned_data
-        try:
-            person = services.person_register(
-                actor=_actor(request),
-                clinic=data["clinic"],
-                full_name=data["full_name"],
-                id_number=data["id_number"],
-                is_elder=data["is_elder"],
-                is_guardian=data["is_guardian"],
-                phone=data["phone"],
-                notify_email=data["notify_email"],
-                user=data["user"],
-            )
-        except services.ServiceError as exc:  # only a concurrent registration gets here
-            messages.error(request, str(exc))
-            return
-        obj.pk = person.pk
-
-    def save_related(self, request, form, formsets, change):
-        pass
-
-
-class AuthorizationCreateForm(forms.ModelForm):
-    class Meta:
-        model = Authorization
-        fields = ("guardian", "elder", "relationship", "consent_basis", "consent_reference", "valid_until")
-        help_texts = {"valid_until": "Leave empty for the default of 12 months."}
-
-    def __init__(self, *args, actor: Actor | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.actor = actor
-        self.fields["valid_until"].required = False
-        if actor is not None and actor.user is not None:
-            visible = permissions.people_visible_to_staff(actor.user)
-            self.fields["guardian"].queryset = visible.filter(is_guardian=True)
-            self.fields["elder"].queryset = visible.filter(is_elder=True)
-
-    def clean(self):
-        data = super().clean()
-        if self.errors or self.actor is None:
-            return data
-        try:
-            services.authorization_check_request(
-                actor=self.actor,
-                guardian=data["guardian"],
-                elder=data["elder"],
-                consent_basis=data["consent_basis"],
-                consent_reference=data.get("consent_reference", ""),
-                valid_until=data.get("valid_until"),
-            )
-        except services.ServiceError as exc:
-            raise ValidationError(str(exc)) from exc
-        return data
-
 
 @admin.register(Authorization)
-class AuthorizationAdmin(StepUpMixin, ReadOnlyAfterCreateMixin, admin.ModelAdmin):
+class AuthorizationAdmin(ReadOnlyScopedAdmin):
     list_display = ("guardian", "elder", "relationship", "status", "valid_until", "registered_by", "approved_by")
-    list_filter = ("status", "clinic")
+    list_filter = ("status",)
     list_select_related = ("guardian", "elder", "registered_by", "approved_by")
-    actions = ["approve", "revoke_elder_request", "revoke_guardian_request", "suspend"]
-
-    def get_queryset(self, request):
-        return permissions.authorizations_visible_to_staff(request.user)
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = AuthorizationCreateForm
-            form_class = super().get_form(request, obj, **kwargs)
-            actor = _actor(request)
-
-            class BoundActorForm(form_class):
-                def __init__(self, *args, **inner):
-                    super().__init__(*args, actor=actor, **inner)
-
-            return BoundActorForm
-        return super().get_form(request, obj, **kwargs)
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return AuthorizationCreateForm.Meta.fields
-        return [f.name for f in Authorization._meta.fields]
-
-    def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else [f.name for f in Authorization._meta.fields]
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            return
-        data = form.cleaned_data
-        try:
-            created = services.authorization_create(
-                actor=_actor(request),
-                guardian=data["guardian"],
-                elder=data["elder"],
-                relationship=data["relationship"],
-                consent_basis=data["consent_basis"],
-                consent_reference=data.get("consent_reference", ""),
-                valid_until=data.get("valid_until"),
-            )
-        except services.ServiceError as exc:  # only a concurrent change gets here
-            messages.error(request, str(exc))
-            return
-        obj.pk = created.pk
-
-    def save_related(self, request, form, formsets, change):
-        pass
-
-    def _each(self, request, queryset, call, done: str) -> None:
-        for authorization in queryset:
-            try:
-                call(authorization)
-            except services.ServiceError as exc:
-                self.message_user(request, f"{authorization}: {exc}", messages.ERROR)
-            else:
-                self.message_user(request, f"{authorization}: {done}", messages.SUCCESS)
-
-    @admin.action(description="Approve (second staff member)")
-    def approve(self, request, queryset):
-        self._each(
-            request,
-            queryset,
-            lambda a: services.authorization_approve(actor=_actor(request), authorization_id=a.pk),
-            "approved",
-        )
-
-    @admin.action(description="Revoke at the elder's request")
-    def revoke_elder_request(self, request, queryset):
-        self._each(
-            request,
-            queryset,
-            lambda a: services.authorization_revoke(
-                actor=_actor(request), authorization_id=a.pk, reason="At the elder's request", requested_by="elder"
-            ),
-            "revoked",
-        )
-
-    @admin.action(description="Revoke at the guardian's request")
-    def revoke_guardian_request(self, request, queryset):
-        self._each(
-            request,
-            queryset,
-            lambda a: services.authorization_revoke(
-                actor=_actor(request),
-                authorization_id=a.pk,
-                reason="At the guardian's request",
-                requested_by="guardian",
-            ),
-            "revoked",
-        )
-
-    @admin.action(description="Suspend")
-    def suspend(self, request, queryset):
-        self._each(
-            request,
-            queryset,
-            lambda a: services.authorization_suspend(
-                actor=_actor(request), authorization_id=a.pk, reason="Suspended by staff"
-            ),
-            "suspended",
-        )
-
-
-DEFAULT_CONSENT_TEXT = (
-    "I agree that Kinguard stores a mathematical template of my face (not the photo), encrypted, "
-    "to confirm that it is me when I look up test results. I can withdraw this consent at the clinic "
-    "at any time, and the template is then deleted."
-)
-
-
-class FaceEnrollmentForm(forms.ModelForm):
-    photos = MultipleImageField(label="Photos of the face (1 to 5; more than one lowers false rejections)")
-    consent_text = forms.CharField(widget=forms.Textarea, initial=DEFAULT_CONSENT_TEXT)
-    consent_given = forms.BooleanField(label="The person read this text and gave their consent")
-
-    class Meta:
-        model = FaceEnrollment
-        fields = ("person",)
-
-    def clean_photos(self):
-        photos = self.cleaned_data["photos"]
-        if not 1 <= len(photos) <= 5:
-            raise ValidationError("Upload between 1 and 5 photos.")
-        images = [photo.read(face_pipeline.MAX_UPLOAD_BYTES + 1) for photo in photos]
-        try:
-            self.samples = services.face_samples_from_images(images)
-        except face_pipeline.ProbeRejected as exc:
-            raise ValidationError(f"Photo {exc.image_index + 1}: {exc.message}") from exc
-        return images
 
 
 @admin.register(FaceEnrollment)
-class FaceEnrollmentAdmin(StepUpMixin, ReadOnlyAfterCreateMixin, admin.ModelAdmin):
+class FaceEnrollmentAdmin(ReadOnlyScopedAdmin):
     list_display = ("person", "sample_count", "model_version", "enrolled_by", "enrolled_at")
-    form = FaceEnrollmentForm
-
-    def get_queryset(self, request):
-        visible = permissions.people_visible_to_staff(request.user)
-        return super().get_queryset(request).filter(person__in=visible).select_related("person", "enrolled_by")
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return ("person", "photos", "consent_text", "consent_given")
-        return ("person", "sample_count", "model_version", "consent_text", "consented_at", "enrolled_by", "enrolled_at")
-
-    def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else self.get_fields(request, obj)
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is not None:
-            kwargs["form"] = forms.ModelForm
-            kwargs["fields"] = []
-        form = super().get_form(request, obj, **kwargs)
-        if obj is None:
-            form.base_fields["person"].queryset = permissions.people_visible_to_staff(request.user)
-        return form
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            return
-        data = form.cleaned_data
-        enrollment = services.face_enroll(
-            actor=_actor(request), person=data["person"], samples=form.samples, consent_text=data["consent_text"]
-        )
-        obj.pk = enrollment.pk
-
-    def save_related(self, request, form, formsets, change):
-        pass
+    list_select_related = ("person", "enrolled_by")
+    clinic_field = "person__clinic_id"
+    fields = ("person", "sample_count", "model_version", "consent_text", "consented_at", "enrolled_by", "enrolled_at")
 
 
-admin.site.unregister(TOTPDevice)
+class DeviceAdmin(ReadOnlyScopedAdmin):
+    """OTP devices, read-only and without their secrets (key, QR, tokens are never shown).
+
+    A device belongs to a user; it is visible when that user is a member of (or registered as a
+    person at) one of the reader's clinics.
+    """
+
+    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_select_related = ("user",)
+    fields = ("user", "name", "confirmed", "created_at", "last_used_at")
+
+    def scoped_queryset(self, request, queryset):
+        clinic_ids = clinic_ids_for(request.user)
+        if clinic_ids is None:
+            return queryset
+        ids = sorted(clinic_ids)
+        return queryset.filter(Q(user__memberships__clinic_id__in=ids) | Q(user__person__clinic_id__in=ids)).distinct()
+
+
+# django-otp's own admins display the TOTP key, the otpauth:// QR and static tokens.
+for _model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
 
 
 @admin.register(TOTPDevice)
-class AuditedTOTPDeviceAdmin(StepUpMixin, TOTPDeviceAdmin):
-    def save_model(self, request, obj, form, change):
-        services.totp_device_save_from_admin(actor=_actor(request), device=obj, created=not change)
+class TOTPDeviceAdmin(DeviceAdmin):
+    pass
+
+
+@admin.register(StaticDevice)
+class StaticDeviceAdmin(DeviceAdmin):
+    pass
+
+
+def sampling_photo_link(result) -> str:
+    """Link to the staff desk's audited, reason-typed photo view (never the file's own URL)."""
+    if not result.sampling_photo:
+        return "—"
+    return format_html('<a href="{}">Open with a reason (audited)</a>', reverse("staff:result_photo", args=[result.pk]))

@@ -1,103 +1,54 @@
-"""Admin for results (recorded through services) and read-only views of lookups and audit."""
+"""Admin for results, lookups and face checks: read-only, clinic-scoped like the workspace.
 
-from django import forms
-from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+Results are recorded at the staff desk (``/staff/results/``); here they are read. The sampling
+photo is a private file: no admin page renders its URL (it has none); the change page links to
+the staff desk's audited, reason-typed view instead.
+"""
 
-from guardians import permissions
+from django.contrib import admin
 
-from . import services
-from .audit import Actor
+from guardians.admin import ReadOnlyScopedAdmin, sampling_photo_link
+
 from .models import FaceCheck, LookupRequest, TestResult
 from .oversight.admin_mixins import AuditedRecordViewMixin
 from .oversight.services import result_view_record
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class TestResultForm(forms.ModelForm):
-    class Meta:
-        model = TestResult
-        fields = ("elder", "kind", "sampled_at", "site", "lab", "result", "reported_at", "sampling_photo")
-
-    def clean(self):
-        data = super().clean()
-        if data.get("sampled_at") and data.get("reported_at") and data["reported_at"] < data["sampled_at"]:
-            raise ValidationError("A result cannot be reported before the sample was taken.")
-        return data
+# Kept for imports elsewhere: read-only, clinic-scoped.
+ReadOnlyAdmin = ReadOnlyScopedAdmin
 
 
 @admin.register(TestResult)
-class TestResultAdmin(AuditedRecordViewMixin, admin.ModelAdmin):
-    form = TestResultForm
-    list_display = ("elder", "kind", "sampled_at", "result", "lab", "reported_at")
-    list_filter = ("kind", "clinic")
+class TestResultAdmin(AuditedRecordViewMixin, ReadOnlyScopedAdmin):
+    list_display = ("elder", "kind", "sampled_at", "result", "lab", "reported_at", "has_photo")
+    list_filter = ("kind",)
     list_select_related = ("elder",)
-    date_hierarchy = None
+    clinic_field = "elder__clinic_id"
+    fields = ("elder", "clinic", "kind", "sampled_at", "site", "lab", "result", "reported_at", "photo")
+    readonly_fields = ("photo",)
 
-    def get_queryset(self, request):
-        visible = permissions.people_visible_to_staff(request.user)
-        return super().get_queryset(request).filter(elder__in=visible)
+    @admin.display(boolean=True, description="Sampling photo")
+    def has_photo(self, obj: TestResult) -> bool:
+        return bool(obj.sampling_photo)
 
-    def get_form(self, request, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
-        if "elder" in form.base_fields:  # absent on the read-only detail page
-            form.base_fields["elder"].queryset = permissions.people_visible_to_staff(request.user).filter(is_elder=True)
-        return form
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    @admin.display(description="Sampling photo")
+    def photo(self, obj: TestResult) -> str:
+        return sampling_photo_link(obj)
 
     def audit_record_view(self, actor, obj) -> None:
         result_view_record(actor=actor, result=obj)
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            return
-        data = form.cleaned_data
-        try:
-            created = services.result_record(
-                actor=Actor.from_request(request),
-                elder=data["elder"],
-                kind=data["kind"],
-                sampled_at=data["sampled_at"],
-                site=data["site"],
-                lab=data["lab"],
-                result=data["result"],
-                reported_at=data["reported_at"],
-                sampling_photo=data.get("sampling_photo"),
-            )
-        except services.LookupRefused as exc:
-            messages.error(request, str(exc))
-            return
-        obj.pk = created.pk
-
-    def save_related(self, request, form, formsets, change):
-        pass
-
 
 @admin.register(LookupRequest)
-class LookupRequestAdmin(ReadOnlyAdmin):
+class LookupRequestAdmin(ReadOnlyScopedAdmin):
     list_display = ("id", "requester", "elder", "state", "face_attempts", "created_at", "grant_expires_at")
     list_filter = ("state",)
     list_select_related = ("requester", "elder")
     show_full_result_count = False
+    clinic_field = "elder__clinic_id"
 
 
 @admin.register(FaceCheck)
-class FaceCheckAdmin(ReadOnlyAdmin):
+class FaceCheckAdmin(ReadOnlyScopedAdmin):
     list_display = (
         "id",
         "lookup",
@@ -112,6 +63,7 @@ class FaceCheckAdmin(ReadOnlyAdmin):
     list_filter = ("outcome",)
     exclude = ("probe_path",)
     show_full_result_count = False
+    clinic_field = "lookup__elder__clinic_id"
 
 
 # The audit log, reports, export, dashboard, anomaly flags and notices.

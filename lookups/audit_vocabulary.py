@@ -63,6 +63,7 @@ class AuditAction(models.TextChoices):
     ACCOUNT_CREATED = "account.created", _("Login account created")
     ACCOUNT_SET_PASSWORD_LINK_ISSUED = "account.set_password_link_issued", _("Set-password link issued")
     ACCOUNT_PASSWORD_SET = "account.password_set", _("Password set")
+    CLINIC_CREATED = "clinic.created", _("Clinic created")
     STAFF_ROLE_GRANTED = "staff.role_granted", _("Staff role granted")
     STAFF_REVERIFIED = "staff.reverified", _("Staff re-verified with a one-time code")
     STAFF_REVERIFY_FAILED = "staff.reverify_failed", _("Staff re-verification failed")
@@ -144,6 +145,7 @@ INFO: dict[AuditAction, ActionInfo] = {
     A.ACCOUNT_CREATED: _info("create"),
     A.ACCOUNT_SET_PASSWORD_LINK_ISSUED: _info("update"),
     A.ACCOUNT_PASSWORD_SET: _info("update"),
+    A.CLINIC_CREATED: _info("create"),
     A.STAFF_ROLE_GRANTED: _info("update"),
     A.STAFF_REVERIFIED: _info("authentication"),
     A.STAFF_REVERIFY_FAILED: _info("authentication"),

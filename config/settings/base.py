@@ -5,26 +5,25 @@ Secrets have development defaults only in ``local``/``test``; ``production`` ref
 to start without them.
 """
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from kombu import Exchange, Queue
 
+from config.env import SettingsError, env
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = Path(os.environ.get("KINGUARD_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = env.path("KINGUARD_VAR_DIR", BASE_DIR / "var")
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    """true/false, 1/0, yes/no, on/off; anything else (``ture``) is a SettingsError naming it."""
+    return env.bool(name, default)
 
 
 def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return [item.strip() for item in env.str(name, default).split(",") if item.strip()]
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -88,8 +87,13 @@ TEMPLATES = [
 
 
 def database_from_env(default_url: str) -> dict:
-    url = os.environ.get("DATABASE_URL") or default_url  # unset or empty: the default
-    config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))
+    url = env.str("DATABASE_URL", "") or default_url  # unset or empty: the default
+    try:
+        config = dj_database_url.parse(url, conn_max_age=env.int("DB_CONN_MAX_AGE", 0))
+    except Exception:
+        raise SettingsError(
+            "DATABASE_URL is not valid: expected a database URL, e.g. postgres://user@host:5432/kinguard."
+        ) from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE transactions take the write lock up front, so concurrent writers queue
         # on the busy timeout instead of failing with "database is locked" on upgrade.
@@ -115,10 +119,10 @@ LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
-TIME_ZONE = os.environ.get("KINGUARD_TIME_ZONE", "Asia/Shanghai")
+TIME_ZONE = env.str("KINGUARD_TIME_ZONE", "Asia/Shanghai")
 USE_I18N = True
 # Notices to elders (e-mail, SMS) are written in the elder's chosen language, else in this one.
-KINGUARD_NOTICE_LANGUAGE = os.environ.get("KINGUARD_NOTICE_LANGUAGE", "zh-hans")
+KINGUARD_NOTICE_LANGUAGE = env.str("KINGUARD_NOTICE_LANGUAGE", "zh-hans")
 USE_TZ = True
 
 STATIC_URL = "static/"
@@ -126,22 +130,23 @@ STATIC_ROOT = VAR_DIR / "static"
 
 # Nothing user-supplied is ever served from a public media URL: probe images and
 # sampling photos live under PRIVATE_STORAGE_ROOT, outside STATIC_ROOT and without a URL.
-PRIVATE_STORAGE_ROOT = Path(os.environ.get("KINGUARD_PRIVATE_STORAGE", VAR_DIR / "private"))
-PROBE_DIR = Path(os.environ.get("KINGUARD_PROBE_DIR", VAR_DIR / "probes"))
+PRIVATE_STORAGE_ROOT = env.path("KINGUARD_PRIVATE_STORAGE", VAR_DIR / "private")
+PROBE_DIR = env.path("KINGUARD_PROBE_DIR", VAR_DIR / "probes")
 
 # NIST SP 800-63B AAL2: re-authenticate after 30 minutes idle and 12 hours at most
 # (config.middleware.SessionLimitsMiddleware); the cookie itself never outlives 12 hours.
-KINGUARD_SESSION_IDLE_SECONDS = int(os.environ.get("KINGUARD_SESSION_IDLE_SECONDS", str(30 * 60)))
-KINGUARD_SESSION_ABSOLUTE_SECONDS = int(os.environ.get("KINGUARD_SESSION_ABSOLUTE_SECONDS", str(12 * 60 * 60)))
+KINGUARD_SESSION_IDLE_SECONDS = env.int("KINGUARD_SESSION_IDLE_SECONDS", 30 * 60)
+KINGUARD_SESSION_ABSOLUTE_SECONDS = env.int("KINGUARD_SESSION_ABSOLUTE_SECONDS", 12 * 60 * 60)
 # Staff actions that change authorizations or enrollments need a one-time code presented
 # within this many seconds (step-up re-authentication); older sessions are asked again.
-KINGUARD_STAFF_REAUTH_SECONDS = int(os.environ.get("KINGUARD_STAFF_REAUTH_SECONDS", str(10 * 60)))
+KINGUARD_STAFF_REAUTH_SECONDS = env.int("KINGUARD_STAFF_REAUTH_SECONDS", 10 * 60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = KINGUARD_SESSION_ABSOLUTE_SECONDS
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 
 # Reverse proxies whose X-Forwarded-For may be believed (addresses or CIDR networks).
 KINGUARD_TRUSTED_PROXIES = env_list("KINGUARD_TRUSTED_PROXIES")
@@ -149,8 +154,8 @@ KINGUARD_TRUSTED_PROXIES = env_list("KINGUARD_TRUSTED_PROXIES")
 # django-axes: lock an (account, IP) pair after 5 failed sign-ins and an IP after 5 failures
 # on any accounts, for 15 minutes. Locks never hit the account alone, so an attacker cannot
 # lock a known user out of their own device; every lock expires by itself (AXES_COOLOFF_TIME).
-AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "config.client_ip.axes_client_ip"
 AXES_RESET_ON_SUCCESS = True
@@ -185,28 +190,30 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 # Fernet keys, comma-separated, newest first (MultiFernet): encrypts ID numbers and face
 # templates at rest. KINGUARD_ID_HASH_KEY keys the HMAC used to find a person by ID number.
 KINGUARD_ENCRYPTION_KEYS = env_list("KINGUARD_ENCRYPTION_KEYS")
-KINGUARD_ID_HASH_KEY = os.environ.get("KINGUARD_ID_HASH_KEY", "")
+KINGUARD_ID_HASH_KEY = env.str("KINGUARD_ID_HASH_KEY", "")
 
 # --- Kinguard rules (DESIGN.md "Rules with numbers") ----------------------------------
-KINGUARD_GRANT_MINUTES = int(os.environ.get("KINGUARD_GRANT_MINUTES", "10"))
-KINGUARD_LOOKUP_TTL_MINUTES = int(os.environ.get("KINGUARD_LOOKUP_TTL_MINUTES", "15"))
-KINGUARD_FACE_ATTEMPTS_PER_LOOKUP = int(os.environ.get("KINGUARD_FACE_ATTEMPTS_PER_LOOKUP", "3"))
+KINGUARD_GRANT_MINUTES = env.int("KINGUARD_GRANT_MINUTES", 10)
+KINGUARD_LOOKUP_TTL_MINUTES = env.int("KINGUARD_LOOKUP_TTL_MINUTES", 15)
+KINGUARD_FACE_ATTEMPTS_PER_LOOKUP = env.int("KINGUARD_FACE_ATTEMPTS_PER_LOOKUP", 3)
 KINGUARD_FACE_FAILURES_BEFORE_DELAY = 5
 KINGUARD_FACE_DELAY_BASE_SECONDS = 30
-KINGUARD_FACE_CHECK_STALE_SECONDS = int(os.environ.get("KINGUARD_FACE_CHECK_STALE_SECONDS", "120"))
+KINGUARD_FACE_CHECK_STALE_SECONDS = env.int("KINGUARD_FACE_CHECK_STALE_SECONDS", 120)
 KINGUARD_AUTHORIZATION_DEFAULT_DAYS = 365
 # None means: use the calibrated default of the face pipeline (lookups.face_pipeline).
 KINGUARD_FACE_THRESHOLD = (
-    float(os.environ["KINGUARD_FACE_THRESHOLD"]) if os.environ.get("KINGUARD_FACE_THRESHOLD") else None
+    env.float("KINGUARD_FACE_THRESHOLD") if env.str("KINGUARD_FACE_THRESHOLD", "").strip() else None
 )
 KINGUARD_ALLOW_STILL_UPLOAD = env_bool("KINGUARD_ALLOW_STILL_UPLOAD", True)
+# /readyz answers from checks at most this old (config.health).
+KINGUARD_READYZ_CACHE_SECONDS = env.float("KINGUARD_READYZ_CACHE_SECONDS", 5.0)
 
 # Retention (lookups.retention): finished lookups and their face checks are deleted after
 # N days (audit events stay); face templates of people with no live authorization and no
 # self-lookup right after N days idle; probe files after N minutes whatever happened.
-KINGUARD_RETENTION_LOOKUP_DAYS = int(os.environ.get("KINGUARD_RETENTION_LOOKUP_DAYS", "90"))
-KINGUARD_RETENTION_FACE_TEMPLATE_DAYS = int(os.environ.get("KINGUARD_RETENTION_FACE_TEMPLATE_DAYS", "30"))
-KINGUARD_RETENTION_PROBE_MINUTES = int(os.environ.get("KINGUARD_RETENTION_PROBE_MINUTES", "10"))
+KINGUARD_RETENTION_LOOKUP_DAYS = env.int("KINGUARD_RETENTION_LOOKUP_DAYS", 90)
+KINGUARD_RETENTION_FACE_TEMPLATE_DAYS = env.int("KINGUARD_RETENTION_FACE_TEMPLATE_DAYS", 30)
+KINGUARD_RETENTION_PROBE_MINUTES = env.int("KINGUARD_RETENTION_PROBE_MINUTES", 10)
 
 # django-otp: TOTP with 30 s steps; failures double the wait (1, 2, 4 ... s), so an
 # attacker gets far fewer than 100 guesses an hour.
@@ -215,7 +222,7 @@ OTP_TOTP_THROTTLE_FACTOR = 1
 OTP_TOTP_SYNC = False
 
 # --- Celery ---------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
@@ -243,8 +250,8 @@ def redis_transport_options() -> dict:
     dead or hung Redis fail in seconds instead of hanging the guardian's request.
     """
     return {
-        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "60")),
-        "unacked_restore_interval": int(os.environ.get("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 60),
+        "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
         "unacked_restore_throttle": 1,
         "socket_connect_timeout": 3,
         "socket_timeout": 3,
@@ -255,7 +262,7 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = redis_transport_options()
 CELERY_TASK_IGNORE_RESULT = True
 # Nothing reads task results; bench/face_throughput.py sets one to time its tasks.
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -279,10 +286,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Face check time limits (lookups.tasks.run_face_check): the soft limit ends the check
 # with an "error" verdict; the hard limit kills the worker child and closes it the same way.
-KINGUARD_FACE_SOFT_TIME_LIMIT = int(os.environ.get("KINGUARD_FACE_SOFT_TIME_LIMIT", "30"))
-KINGUARD_FACE_HARD_TIME_LIMIT = int(os.environ.get("KINGUARD_FACE_HARD_TIME_LIMIT", "45"))
+KINGUARD_FACE_SOFT_TIME_LIMIT = env.int("KINGUARD_FACE_SOFT_TIME_LIMIT", 30)
+KINGUARD_FACE_HARD_TIME_LIMIT = env.int("KINGUARD_FACE_HARD_TIME_LIMIT", 45)
 # A check whose worker died this many times is closed as an error (a poison probe).
-KINGUARD_FACE_CHECK_MAX_DELIVERIES = int(os.environ.get("KINGUARD_FACE_CHECK_MAX_DELIVERIES", "3"))
+KINGUARD_FACE_CHECK_MAX_DELIVERIES = env.int("KINGUARD_FACE_CHECK_MAX_DELIVERIES", 3)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-lookups": {"task": "lookups.tasks.sweep_stale", "schedule": timedelta(minutes=1)},
     "apply-retention": {"task": "lookups.tasks.apply_retention", "schedule": timedelta(minutes=5)},
@@ -290,22 +297,24 @@ CELERY_BEAT_SCHEDULE = {
     "detect-anomalies": {"task": "lookups.tasks.detect_anomalies", "schedule": timedelta(minutes=10)},
     "queue-expiry-notices": {"task": "lookups.tasks.queue_expiry_notices", "schedule": timedelta(minutes=15)},
     "sign-audit-head": {"task": "lookups.tasks.sign_audit_head", "schedule": timedelta(minutes=30)},
+    # Expired sessions pile up in the database (cached_db); prune them daily.
+    "clear-sessions": {"task": "kinguard.clear_sessions", "schedule": timedelta(hours=24)},
 }
 
 
 def _audit_signing_key() -> str:
     """KINGUARD_AUDIT_SIGNING_KEY, or the content of the file KINGUARD_AUDIT_SIGNING_KEY_FILE names."""
-    path = os.environ.get("KINGUARD_AUDIT_SIGNING_KEY_FILE", "")
+    path = env.str("KINGUARD_AUDIT_SIGNING_KEY_FILE", "")
     if path:
         return Path(path).read_text().strip()
-    return os.environ.get("KINGUARD_AUDIT_SIGNING_KEY", "")
+    return env.str("KINGUARD_AUDIT_SIGNING_KEY", "")
 
 
 # Ed25519 private key (base64 of 32 bytes) for signed chain heads; empty = one generated per
 # process (tests, dev). Production refuses to start without it (settings/production.py).
 KINGUARD_AUDIT_SIGNING_KEY = _audit_signing_key()
 # Where signed heads are appended (one JSON line each); WORM storage in production.
-KINGUARD_AUDIT_HEAD_DIR = Path(os.environ.get("KINGUARD_AUDIT_HEAD_DIR", VAR_DIR / "audit-heads"))
+KINGUARD_AUDIT_HEAD_DIR = env.path("KINGUARD_AUDIT_HEAD_DIR", VAR_DIR / "audit-heads")
 
 # Logs carry a request id and never personal data (no names, ID numbers, IPs or images).
 # KINGUARD_LOG_FORMAT=json gives one JSON object per line (production default).
@@ -325,46 +334,69 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": os.environ.get("KINGUARD_LOG_FORMAT", "plain"),
+            "formatter": env.choice("KINGUARD_LOG_FORMAT", "plain", ("plain", "json")),
             "filters": ["request_id"],
         }
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
     "loggers": {
-        "kinguard.access": {"level": os.environ.get("KINGUARD_ACCESS_LOG_LEVEL", "WARNING")},
+        "kinguard.access": {"level": env.str("KINGUARD_ACCESS_LOG_LEVEL", "WARNING")},
         "django.server": {"level": "WARNING"},
     },
 }
 
 # Labeled test faces (never copied into the repository; see README).
-KINGUARD_FACES_DIR = Path(os.environ.get("KINGUARD_FACES_DIR", BASE_DIR.parent / "shared" / "faces"))
+KINGUARD_FACES_DIR = env.path("KINGUARD_FACES_DIR", BASE_DIR.parent / "shared" / "faces")
 
 # --- Audit and oversight --------------------------------------------------------------
 # Who hears about a broken audit chain (besides ADMINS): comma-separated emails.
 ADMINS = [("Kinguard admin", email) for email in env_list("KINGUARD_ADMIN_EMAILS")]
 KINGUARD_ALERT_EMAILS = env_list("KINGUARD_ALERT_EMAILS")
-SERVER_EMAIL = os.environ.get("KINGUARD_SERVER_EMAIL", "kinguard@localhost")
-DEFAULT_FROM_EMAIL = os.environ.get("KINGUARD_FROM_EMAIL", "kinguard@localhost")
+SERVER_EMAIL = env.str("KINGUARD_SERVER_EMAIL", "kinguard@localhost")
+DEFAULT_FROM_EMAIL = env.str("KINGUARD_FROM_EMAIL", "kinguard@localhost")
 EMAIL_SUBJECT_PREFIX = "[Kinguard] "
+# E-mail (elder notices, "audit chain broken" alerts) from one URL, e.g.
+# EMAIL_URL=submission://user:password@smtp.example.com:587 (dj-email-url; console:// and
+# file:///path also work). Unset: Django's default (SMTP on localhost:25); local settings use files.
+EMAIL_URL_SET = bool(env.str("EMAIL_URL", "").strip())
+if EMAIL_URL_SET:
+    _email = env.dj_email_url("EMAIL_URL")
+    if not _email.get("EMAIL_BACKEND"):
+        raise SettingsError(
+            "EMAIL_URL is not valid: expected an e-mail URL, e.g. submission://user:password@smtp.example.com:587,"
+            " submission://..., console:// or file:///path."
+        )
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+    EMAIL_PORT = _email["EMAIL_PORT"] or 25
+    EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+    EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+    EMAIL_USE_TLS = bool(_email["EMAIL_USE_TLS"])
+    EMAIL_USE_SSL = bool(_email["EMAIL_USE_SSL"])
+    EMAIL_TIMEOUT = _email.get("EMAIL_TIMEOUT") or 10
+    if _email.get("EMAIL_FILE_PATH"):
+        EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
+    if _email.get("SERVER_EMAIL"):
+        SERVER_EMAIL = _email["SERVER_EMAIL"]
 # Elder notices: email through Django's EMAIL_BACKEND, SMS through this backend.
-KINGUARD_SMS_BACKEND = os.environ.get("KINGUARD_SMS_BACKEND", "lookups.oversight.sms.ConsoleSmsBackend")
-KINGUARD_SMS_FILE_PATH = Path(os.environ.get("KINGUARD_SMS_FILE_PATH", VAR_DIR / "sms" / "outbox.jsonl"))
-KINGUARD_NOTICE_EXPIRY_DAYS = int(os.environ.get("KINGUARD_NOTICE_EXPIRY_DAYS", "7"))
-KINGUARD_NOTICE_MAX_ATTEMPTS = int(os.environ.get("KINGUARD_NOTICE_MAX_ATTEMPTS", "8"))
-KINGUARD_NOTICE_REQUEUE_MINUTES = int(os.environ.get("KINGUARD_NOTICE_REQUEUE_MINUTES", "15"))
+KINGUARD_SMS_BACKEND = env.str("KINGUARD_SMS_BACKEND", "lookups.oversight.sms.ConsoleSmsBackend")
+KINGUARD_SMS_FILE_PATH = env.path("KINGUARD_SMS_FILE_PATH", VAR_DIR / "sms" / "outbox.jsonl")
+KINGUARD_NOTICE_EXPIRY_DAYS = env.int("KINGUARD_NOTICE_EXPIRY_DAYS", 7)
+KINGUARD_NOTICE_MAX_ATTEMPTS = env.int("KINGUARD_NOTICE_MAX_ATTEMPTS", 8)
+KINGUARD_NOTICE_REQUEUE_MINUTES = env.int("KINGUARD_NOTICE_REQUEUE_MINUTES", 15)
 # Anomaly rules (lookups.oversight.anomalies); windows are epoch-aligned, in UTC.
-KINGUARD_ANOMALY_MANY_ELDERS = int(os.environ.get("KINGUARD_ANOMALY_MANY_ELDERS", "4"))
-KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS = int(os.environ.get("KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS", "24"))
-KINGUARD_ANOMALY_OTP_FAILURES = int(os.environ.get("KINGUARD_ANOMALY_OTP_FAILURES", "5"))
-KINGUARD_ANOMALY_FACE_FAILURES = int(os.environ.get("KINGUARD_ANOMALY_FACE_FAILURES", "5"))
-KINGUARD_ANOMALY_FAILURE_WINDOW_MINUTES = int(os.environ.get("KINGUARD_ANOMALY_FAILURE_WINDOW_MINUTES", "60"))
-KINGUARD_ANOMALY_SHARED_IP_ACCOUNTS = int(os.environ.get("KINGUARD_ANOMALY_SHARED_IP_ACCOUNTS", "4"))
-KINGUARD_ANOMALY_SHARED_IP_WINDOW_HOURS = int(os.environ.get("KINGUARD_ANOMALY_SHARED_IP_WINDOW_HOURS", "24"))
+KINGUARD_ANOMALY_MANY_ELDERS = env.int("KINGUARD_ANOMALY_MANY_ELDERS", 4)
+KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS = env.int("KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS", 24)
+KINGUARD_ANOMALY_OTP_FAILURES = env.int("KINGUARD_ANOMALY_OTP_FAILURES", 5)
+KINGUARD_ANOMALY_FACE_FAILURES = env.int("KINGUARD_ANOMALY_FACE_FAILURES", 5)
+KINGUARD_ANOMALY_FAILURE_WINDOW_MINUTES = env.int("KINGUARD_ANOMALY_FAILURE_WINDOW_MINUTES", 60)
+KINGUARD_ANOMALY_SHARED_IP_ACCOUNTS = env.int("KINGUARD_ANOMALY_SHARED_IP_ACCOUNTS", 4)
+KINGUARD_ANOMALY_SHARED_IP_WINDOW_HOURS = env.int("KINGUARD_ANOMALY_SHARED_IP_WINDOW_HOURS", 24)
 # Quiet hours in local time (TIME_ZONE), [first, last): lookups then count as unusual.
 KINGUARD_ANOMALY_QUIET_HOURS = (
-    int(os.environ.get("KINGUARD_ANOMALY_QUIET_FROM", "0")),
-    int(os.environ.get("KINGUARD_ANOMALY_QUIET_TO", "5")),
+    env.int("KINGUARD_ANOMALY_QUIET_FROM", 0),
+    env.int("KINGUARD_ANOMALY_QUIET_TO", 5),
 )
-KINGUARD_ANOMALY_UNUSUAL_HOURS_MIN = int(os.environ.get("KINGUARD_ANOMALY_UNUSUAL_HOURS_MIN", "2"))
-KINGUARD_ANOMALY_QUICK_USE_MINUTES = int(os.environ.get("KINGUARD_ANOMALY_QUICK_USE_MINUTES", "30"))
-KINGUARD_ANOMALY_LOOKBACK_HOURS = int(os.environ.get("KINGUARD_ANOMALY_LOOKBACK_HOURS", "48"))
+KINGUARD_ANOMALY_UNUSUAL_HOURS_MIN = env.int("KINGUARD_ANOMALY_UNUSUAL_HOURS_MIN", 2)
+KINGUARD_ANOMALY_QUICK_USE_MINUTES = env.int("KINGUARD_ANOMALY_QUICK_USE_MINUTES", 30)
+KINGUARD_ANOMALY_LOOKBACK_HOURS = env.int("KINGUARD_ANOMALY_LOOKBACK_HOURS", 48)

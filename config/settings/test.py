@@ -1,6 +1,6 @@
 """Settings for pytest. DATABASE_URL selects PostgreSQL (CI) or SQLite (default)."""
 
-import os
+from config.env import env
 
 from .base import *  # noqa: F403
 from .base import redis_transport_options
@@ -14,13 +14,13 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Unit tests call task functions directly; publishing goes to an in-memory broker.
 # Integration tests start a real worker on Redis and override this.
-CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "memory://")
+CELERY_BROKER_URL = env.str("TEST_CELERY_BROKER_URL", "memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = (
     redis_transport_options() if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else {}
 )
 # Fault injection (tests/integration): while this file exists, a face check waits inside
 # its compute phase, so a test can kill the worker mid-check. Defined only here.
-KINGUARD_TEST_HOLD_FILE = os.environ.get("KINGUARD_TEST_HOLD_FILE") or None
+KINGUARD_TEST_HOLD_FILE = env.str("KINGUARD_TEST_HOLD_FILE", "") or None
 CELERY_TASK_ALWAYS_EAGER = False
 AUTHENTICATION_BACKENDS = [
     "config.auth_backends.AxesBackendForTests",

@@ -20,16 +20,18 @@ from django.http import Http404, HttpRequest, HttpResponse, QueryDict, Streaming
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import format_html
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext
 
 from guardians import permissions
 from guardians.models import Clinic, Person
 
 from ..audit import Actor
 from ..models import AnomalyFlag, AuditEvent, Notice
-from . import anomalies, catalog, charts, selectors, services, spreadsheet
+from . import anomalies, catalog, charts, labels, notices, selectors, services, spreadsheet
 from .paginator import EstimatedCountPaginator
 
 # --- filters ------------------------------------------------------------------------------
@@ -73,9 +75,9 @@ class InputFilter(admin.ListFilter):
 
 
 class ActorFilter(InputFilter):
-    title = "actor (username or system:name)"
+    title = gettext_lazy("actor (username or system:name)")
     parameter_name = "actor"
-    placeholder = "e.g. li.wei or system:face-worker"
+    placeholder = gettext_lazy("e.g. li.wei or system:face-worker")
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -83,9 +85,9 @@ class ActorFilter(InputFilter):
 
 
 class SubjectFilter(InputFilter):
-    title = "subject (person's public id)"
+    title = gettext_lazy("subject (person's public id)")
     parameter_name = "subject"
-    placeholder = "public id (from a report link)"
+    placeholder = gettext_lazy("public id (from a report link)")
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -94,7 +96,7 @@ class SubjectFilter(InputFilter):
         try:
             public_id = uuid.UUID(value)
         except ValueError:
-            messages.warning(request, "The subject filter needs a person's public id; it was ignored.")
+            messages.warning(request, _("The subject filter needs a person's public id; it was ignored."))
             return queryset
         person_id = Person.objects.filter(public_id=public_id).values_list("pk", flat=True).first()
         return queryset.filter(subject_id=person_id) if person_id else queryset.none()
@@ -103,7 +105,7 @@ class SubjectFilter(InputFilter):
 class PeriodFilter(admin.ListFilter):
     """Events from ``since`` to ``until`` inclusive (local dates): two date inputs."""
 
-    title = "period (local dates)"
+    title = gettext_lazy("period (local dates)")
     template = "admin/oversight/period_filter.html"
     names = ("since", "until")
 
@@ -120,7 +122,7 @@ class PeriodFilter(admin.ListFilter):
                 try:
                     self.dates[name] = dt.date.fromisoformat(raw)
                 except ValueError:
-                    messages.warning(request, f"“{raw}” is not a date (YYYY-MM-DD); it was ignored.")
+                    messages.warning(request, _("“%(raw)s” is not a date (YYYY-MM-DD); it was ignored.") % {"raw": raw})
 
     def has_output(self) -> bool:
         return True
@@ -149,8 +151,10 @@ class FixedChoicesFilter(admin.SimpleListFilter):
     choices_list: list[tuple[str, str]] = []
     field = ""
 
+    label = staticmethod(lambda code: code)
+
     def lookups(self, request, model_admin):
-        return self.choices_list
+        return [(code, self.label(code)) for code, _label in self.choices_list]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -158,23 +162,25 @@ class FixedChoicesFilter(admin.SimpleListFilter):
 
 
 class ActionFilter(FixedChoicesFilter):
-    title = "action"
+    title = gettext_lazy("action")
     parameter_name = "action"
     field = "action"
     choices_list = catalog.action_choices()
+    label = staticmethod(labels.action_label)
 
 
 class OutcomeFilter(FixedChoicesFilter):
-    title = "outcome"
+    title = gettext_lazy("outcome")
     parameter_name = "outcome"
     field = "outcome"
     choices_list = catalog.OUTCOMES
+    label = staticmethod(labels.outcome_label)
 
 
 class ClinicFilter(admin.SimpleListFilter):
     """The user's audit clinics (a handful of rows), never a DISTINCT over the events."""
 
-    title = "clinic"
+    title = gettext_lazy("clinic")
     parameter_name = "clinic"
 
     def lookups(self, request, model_admin):
@@ -195,14 +201,39 @@ class ClinicFilter(admin.SimpleListFilter):
 
 
 class PeriodForm(forms.Form):
-    since = forms.DateField(label="From (local date)", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label="To (local date, inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(label=gettext_lazy("From (local date)"), widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(
+        label=gettext_lazy("To (local date, inclusive)"), widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def clean(self):
         data = super().clean()
         if data.get("since") and data.get("until") and data["until"] < data["since"]:
-            raise forms.ValidationError("The period ends before it starts.")
+            raise forms.ValidationError(_("The period ends before it starts."))
         return data
+
+
+class DashboardForm(PeriodForm):
+    """Period (at most DASHBOARD_MAX_DAYS days) and one of the user's audit clinics, or all."""
+
+    clinic = forms.ChoiceField(label=gettext_lazy("Clinic"), required=False)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        scope = permissions.audit_clinic_ids(user)
+        clinics = Clinic.objects.all() if scope is None else Clinic.objects.filter(pk__in=scope)
+        self.fields["clinic"].choices = [("", _("All my clinics"))] + [
+            (str(pk), name) for pk, name in clinics.order_by("name").values_list("pk", "name")
+        ]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and (data["until"] - data["since"]).days >= DASHBOARD_MAX_DAYS:
+            raise forms.ValidationError(_("Choose a period of at most %(days)d days.") % {"days": DASHBOARD_MAX_DAYS})
+        return data
+
+
+DASHBOARD_MAX_DAYS = 366
 
 
 def _period(request: HttpRequest, default_days: int = 365) -> tuple[PeriodForm, dt.datetime, dt.datetime]:
@@ -222,8 +253,8 @@ def _period(request: HttpRequest, default_days: int = 365) -> tuple[PeriodForm, 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("sequence", "created_at", "actor_label", "action", "outcome", "subject_link", "clinic", "ip")
-    list_display_links = ("sequence",)
+    list_display = ("seq", "when", "actor_col", "action_col", "outcome_col", "subject_link", "clinic_col", "ip")
+    list_display_links = ("seq",)
     list_filter = (ActionFilter, OutcomeFilter, ClinicFilter, ActorFilter, SubjectFilter, PeriodFilter)
     list_select_related = ("subject", "clinic")
     list_per_page = 100
@@ -282,31 +313,55 @@ class AuditEventAdmin(admin.ModelAdmin):
             return ("-created_at", "-sequence")
         return ("-sequence",)
 
-    @admin.display(description="subject")
+    @admin.display(description=gettext_lazy("#"), ordering="sequence")
+    def seq(self, obj: AuditEvent) -> int:
+        return obj.sequence
+
+    @admin.display(description=gettext_lazy("time"), ordering="created_at")
+    def when(self, obj: AuditEvent) -> dt.datetime:
+        return obj.created_at
+
+    @admin.display(description=gettext_lazy("actor"), ordering="actor_label")
+    def actor_col(self, obj: AuditEvent) -> str:
+        return obj.actor_label
+
+    @admin.display(description=gettext_lazy("action"), ordering="action")
+    def action_col(self, obj: AuditEvent) -> str:
+        return labels.action_label(obj.action)
+
+    @admin.display(description=gettext_lazy("outcome"), ordering="outcome")
+    def outcome_col(self, obj: AuditEvent) -> str:
+        return labels.outcome_label(obj.outcome)
+
+    @admin.display(description=gettext_lazy("clinic"), ordering="clinic")
+    def clinic_col(self, obj: AuditEvent) -> str:
+        return obj.clinic.name if obj.clinic_id else "–"
+
+    @admin.display(description=gettext_lazy("subject"))
     def subject_link(self, obj: AuditEvent):
         if obj.subject_id is None:
             return "–"
         url = reverse("admin:lookups_auditevent_elder_report", args=[obj.subject.public_id])
         return format_html('<a href="{}">{}</a>', url, obj.subject.full_name)
 
-    @admin.display(description="reports")
+    @admin.display(description=gettext_lazy("reports"))
     def reports(self, obj: AuditEvent):
         links = []
         if obj.subject_id:
             links.append(
                 format_html(
-                    '<a href="{}">Access report of {}</a>',
+                    '<a href="{}">{}</a>',
                     reverse("admin:lookups_auditevent_elder_report", args=[obj.subject.public_id]),
-                    obj.subject.full_name,
+                    _("Access report of %(name)s") % {"name": obj.subject.full_name},
                 )
             )
         person = Person.objects.filter(user_id=obj.actor_id).first() if obj.actor_id else None
         if person is not None:
             links.append(
                 format_html(
-                    '<a href="{}">Activity of {}</a>',
+                    '<a href="{}">{}</a>',
                     reverse("admin:lookups_auditevent_guardian_activity", args=[person.public_id]),
-                    person.full_name,
+                    _("Activity of %(name)s") % {"name": person.full_name},
                 )
             )
         return format_html(" · ".join(["{}"] * len(links)), *links) if links else "–"
@@ -337,22 +392,42 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         self._require_auditor(request)
-        data = selectors.dashboard_data(request.user)
+        today = timezone.localdate()
+        initial = {"since": today - dt.timedelta(days=29), "until": today, "clinic": ""}
+        form = DashboardForm(request.GET if "since" in request.GET else None, initial=initial, user=request.user)
+        since, until, clinic_id = initial["since"], initial["until"], None
+        if form.is_bound and form.is_valid():
+            since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+            clinic_id = int(form.cleaned_data["clinic"]) if form.cleaned_data["clinic"] else None
+        data = selectors.dashboard_data(request.user, days=(until - since).days + 1, today=until, clinic_id=clinic_id)
+        series = {pgettext("audit outcome", name): values for name, values in data.lookups_by_outcome.items()}
+        rates = {_("OTP failure rate"): data.otp_failure_rate, _("Face failure rate"): data.face_failure_rate}
         flags = AnomalyFlag.objects.filter(status=AnomalyFlag.Status.OPEN)
         scope = permissions.audit_scope_q(request.user)
         if scope is not None:
             flags = flags.filter(scope)
         context = self._context(
             request,
-            "Audit dashboard",
+            _("Audit dashboard"),
             data=data,
-            lookups_chart=charts.stacked_bars("Lookups per day by outcome", data.days, data.lookups_by_outcome),
+            lookups_chart=charts.stacked_bars(_("Lookups per day by outcome"), data.days, series),
             failures_chart=charts.rate_lines(
-                "Failure rates per day",
+                _("Failure rates per day"),
                 data.days,
-                {"OTP failure rate": data.otp_failure_rate, "Face failure rate": data.face_failure_rate},
+                rates,
             ),
             open_flags=flags.count(),
+            form=form,
+            series=series,
+            rates=rates,
+            table_rows=[
+                {
+                    "day": day,
+                    "counts": [values[i] for values in series.values()],
+                    "rates": [values[i] for values in rates.values()],
+                }
+                for i, day in enumerate(data.days)
+            ],
         )
         return TemplateResponse(request, "admin/oversight/dashboard.html", context)
 
@@ -368,37 +443,44 @@ class AuditEventAdmin(admin.ModelAdmin):
                 .select_related("clinic")
                 .order_by("full_name")[:50]
             )
-        context = self._context(request, "Access reports", query=query, people=people)
+        context = self._context(request, _("Access reports"), query=query, people=people)
         return TemplateResponse(request, "admin/oversight/reports.html", context)
 
     def elder_report_view(self, request: HttpRequest, public_id) -> HttpResponse:
         self._require_auditor(request)
         elder = selectors.person_for_auditor(request.user, public_id)
         if elder is None:
-            raise Http404("No such person in your clinics.")
+            raise Http404(_("No such person in your clinics."))
         form, start, end = _period(request)
-        report = selectors.elder_report(request.user, elder, start, end)
         services.audit_report_view_record(
             actor=Actor.from_request(request),
             report="elder_access",
             subject=elder,
             details={"since": start.isoformat(), "until": end.isoformat()},
         )
-        context = {
-            "report": report,
-            "form": form,
-            "generated_at": timezone.now(),
-            "generated_by": request.user.get_username(),
-            "list_url": reverse("admin:lookups_auditevent_changelist") + "?" + urlencode({"subject": public_id}),
-            "until_display": end - dt.timedelta(days=1),
-        }
-        return TemplateResponse(request, "oversight/elder_report.html", context)
+        # The printed report is for the elder: built and rendered in the elder's language
+        # (as their notices are), whatever the auditor's own language.
+        with translation.override(notices.notice_language(elder)):
+            report = selectors.elder_report(request.user, elder, start, end)
+            form = PeriodForm(form.data if form.is_bound else None, initial=form.initial)
+            context = {
+                "report": report,
+                "form": form,
+                "generated_at": timezone.now(),
+                "generated_by": request.user.get_username(),
+                "list_url": reverse("admin:lookups_auditevent_changelist") + "?" + urlencode({"subject": public_id}),
+                "until_display": end - dt.timedelta(days=1),
+            }
+            response = TemplateResponse(request, "oversight/elder_report.html", context)
+            response.render()
+            response["Content-Language"] = translation.get_language()
+        return response
 
     def guardian_activity_view(self, request: HttpRequest, public_id) -> HttpResponse:
         self._require_auditor(request)
         guardian = selectors.person_for_auditor(request.user, public_id)
         if guardian is None:
-            raise Http404("No such person in your clinics.")
+            raise Http404(_("No such person in your clinics."))
         form, start, end = _period(request, default_days=90)
         activity = selectors.guardian_activity(request.user, guardian, start, end)
         services.audit_report_view_record(
@@ -407,9 +489,13 @@ class AuditEventAdmin(admin.ModelAdmin):
             subject=guardian,
             details={"since": start.isoformat(), "until": end.isoformat()},
         )
-        labels = {event.action: catalog.action_label(event.action) for event in activity.events}
+        action_labels = {event.action: labels.action_label(event.action) for event in activity.events}
         context = self._context(
-            request, f"Activity of {guardian.full_name}", activity=activity, form=form, labels=labels
+            request,
+            _("Activity of %(name)s") % {"name": guardian.full_name},
+            activity=activity,
+            form=form,
+            labels=action_labels,
         )
         return TemplateResponse(request, "admin/oversight/guardian_activity.html", context)
 
@@ -419,7 +505,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         self._require_auditor(request)
         form = PeriodForm(request.GET if "since" in request.GET else None)
         if not form.is_bound or not form.is_valid():
-            context = self._context(request, "Export the audit log (CSV)", form=form)
+            context = self._context(request, _("Export the audit log (CSV)"), form=form)
             return TemplateResponse(
                 request, "admin/oversight/export.html", context, status=400 if form.is_bound else 200
             )
@@ -539,10 +625,10 @@ class AnomalyFlagAdmin(AuditScopedAdmin):
             try:
                 if "_resolve" in request.POST:
                     anomalies.anomaly_resolve(actor=Actor.from_request(request), flag_id=flag.pk, note=note)
-                    messages.success(request, f"{flag}: resolved.")
+                    messages.success(request, _("%(flag)s: resolved.") % {"flag": flag})
                 else:
                     anomalies.anomaly_acknowledge(actor=Actor.from_request(request), flag_id=flag.pk, note=note)
-                    messages.success(request, f"{flag}: acknowledged.")
+                    messages.success(request, _("%(flag)s: acknowledged.") % {"flag": flag})
             except anomalies.AnomalyError as exc:
                 messages.error(request, str(exc))
                 return redirect(reverse("admin:lookups_anomalyflag_change", args=[flag.pk]))
@@ -555,7 +641,7 @@ class AnomalyFlagAdmin(AuditScopedAdmin):
     def save_related(self, request, form, formsets, change):
         pass
 
-    @admin.action(description="Acknowledge selected flags")
+    @admin.action(description=gettext_lazy("Acknowledge selected flags"))
     def acknowledge_selected(self, request, queryset):
         for flag in queryset:
             try:

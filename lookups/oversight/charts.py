@@ -12,7 +12,8 @@ import datetime as dt
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-PALETTE = ["#2e7d32", "#c62828", "#757575", "#ef6c00", "#6a1b9a", "#1565c0"]
+# Okabe–Ito: told apart with every common colour-vision deficiency (no red/green pair).
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000"]
 WIDTH, HEIGHT = 760, 260
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 16, 58
 

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Count, Max, Min, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from guardians import permissions
 from guardians.models import Authorization, Person
 
 from ..models import AuditChainHead, AuditEvent
-from . import catalog
+from . import catalog, labels
 
 if TYPE_CHECKING:
     from guardians.models import User
@@ -65,7 +66,7 @@ class LookupRow:
     started_at: dt.datetime
     who: str
     relationship: str
-    outcome: str = "in progress"
+    outcome: str = field(default_factory=lambda: gettext("in progress"))
     ended_at: dt.datetime | None = None
     results_shown: int = 0
     face_attempts: int = 0
@@ -130,7 +131,7 @@ def elder_report(user: User, elder: Person, start: dt.datetime, end: dt.datetime
                     started_at=event.created_at,
                     who=_who(event),
                     relationship=(
-                        "themselves"
+                        gettext("themselves")
                         if event.details.get("self")
                         else relationships.get(event.actor_id, "")
                         if event.actor_id
@@ -143,10 +144,11 @@ def elder_report(user: User, elder: Person, start: dt.datetime, end: dt.datetime
                 row.results_shown += 1
             elif event.action in catalog.LOOKUP_END_ACTIONS:
                 row.outcome = {
-                    "lookup.granted": "granted",
-                    "lookup.denied": f"denied ({event.details.get('reason', '')})",
-                    "lookup.cancelled": "cancelled",
-                    "lookup.expired": "expired unfinished",
+                    "lookup.granted": gettext("granted"),
+                    "lookup.denied": gettext("denied (%(reason)s)")
+                    % {"reason": labels.outcome_label(str(event.details.get("reason", "")))},
+                    "lookup.cancelled": gettext("cancelled"),
+                    "lookup.expired": gettext("expired unfinished"),
                 }[event.action]
                 row.ended_at = event.created_at
         elif event.action in catalog.STAFF_VIEW_ACTIONS:
@@ -308,7 +310,9 @@ class DashboardData:
     totals: dict[str, int]
 
 
-def dashboard_data(user: User, days: int = 30, today: dt.date | None = None) -> DashboardData:
+def dashboard_data(
+    user: User, days: int = 30, today: dt.date | None = None, clinic_id: int | None = None
+) -> DashboardData:
     """Per local day over the last ``days`` days: lookup outcomes and OTP/face failure rates.
 
     One grouped query over the (action, created_at) index.
@@ -320,6 +324,7 @@ def dashboard_data(user: User, days: int = 30, today: dt.date | None = None) -> 
     rows = (
         audit_events_for(user)
         .filter(action__in=actions, created_at__gte=start, created_at__lt=end)
+        .filter(**({} if clinic_id is None else {"clinic_id": clinic_id}))
         .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
         .values_list("day", "action", "outcome")
         .annotate(n=Count("id"))

@@ -126,7 +126,7 @@ def test_staff_cannot_view_other_clinics_person_and_nothing_is_logged_as_viewed(
     outsider.user_permissions.add(Permission.objects.get(codename="view_person"))
     otp_login(client, outsider)
     response = client.get(reverse("admin:guardians_person_change", args=[elder.pk]))
-    assert response.status_code == 302  # admin: "does not exist" redirect to the index
+    assert response.status_code == 404  # another clinic's object: answered as if it did not exist
     assert not AuditEvent.objects.filter(action="person.viewed").exists()
 
 

@@ -157,19 +157,6 @@ def test_healthz(client):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-@pytest.mark.django_db
-def test_readyz_reports_missing_face_workers(client, monkeypatch):
-    from config import health
-
-    monkeypatch.setattr(health, "_broker_ok", lambda: True)
-    monkeypatch.setattr(health, "_face_workers", lambda: 0)
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["checks"] == {"database": True, "broker": True, "face_workers": False}
-    monkeypatch.setattr(health, "_face_workers", lambda: 2)
-    assert client.get("/readyz").status_code == 200
-
-
 def test_check_deploy_passes_with_production_settings():
     # The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE for Playwright; a deployment never has it.
     env = {k: v for k, v in os.environ.items() if k not in FULL_ENV and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}

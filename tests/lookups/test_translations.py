@@ -1,6 +1,7 @@
 """Simplified Chinese: the committed catalog is complete and compiled, and used end to end."""
 
 import gettext
+import re
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,94 @@ def test_a_refused_code_is_explained_in_chinese(guardian, authorization, guardia
     page = client.post(reverse("lookups:otp", args=[lookup.pk]), {"token": wrong}, follow=True).content.decode()
     assert "验证码不正确" in page
     assert "第 1 步，共 3 步" in page and "您正在代 Zhang Xiuying 查询" in page
+
+
+# --- oversight pages ----------------------------------------------------------------------
+
+# Words allowed to stay Latin on a Chinese page: people's and clinics' names from the
+# fixtures, product and standard names, and the admin's own user menu.
+LATIN_ALLOWED = re.compile(r"Zhang Xiuying|Li Wei|Riverside|Kinguard|SHA-256|ONC 170|ASTM E2147|CSV|UTC|OTP|IP")
+ENGLISH_SENTENCE = re.compile(r"[A-Za-z]{2,}(?:[ ,'’]+[A-Za-z]{2,}){2,}")
+
+
+def english_sentences(html: str) -> list[str]:
+    """Runs of three or more Latin words in the page's visible text (and its attribute texts)."""
+    html = re.sub(r"(?s)<(script|style)\b.*?</\1>", " ", html)
+    visible = re.findall(r'(?:value|placeholder|aria-label|title)="([^"]*)"', html)
+    text = " ".join([re.sub(r"<[^>]+>", "\n", html), *visible])
+    text = LATIN_ALLOWED.sub(" ", text)
+    return sorted(set(ENGLISH_SENTENCE.findall(text)))
+
+
+@pytest.fixture
+def zh_auditor_client(clinic, elder, guardian, authorization, settings):
+    """An auditor whose language is zh-Hans; the elder (no account) gets the deployment's
+    notice language, zh-Hans by default."""
+    from guardians.models import StaffMembership
+    from lookups import services as lookup_services
+    from lookups.audit import Actor
+    from tests import factories
+    from tests.audit.conftest import otp_login
+
+    settings.KINGUARD_NOTICE_LANGUAGE = "zh-hans"
+    actor = Actor(user=guardian.user, label=guardian.user.username, ip="198.51.100.9", user_agent="phone")
+    first = lookup_services.lookup_start(actor=actor, elder_public_id=elder.public_id)
+    lookup_services.lookup_cancel(actor=actor, lookup_id=first.pk)
+    lookup_services.lookup_start(actor=actor, elder_public_id=elder.public_id)
+    auditor = factories.make_staff(clinic, role=StaffMembership.Role.AUDITOR)
+    client = Client()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    otp_login(client, auditor)
+    return client
+
+
+def oversight_urls(elder, guardian) -> dict[str, str]:
+    return {
+        "dashboard": reverse("admin:lookups_auditevent_dashboard"),
+        "reports": reverse("admin:lookups_auditevent_reports") + "?q=Zh",
+        "elder report": reverse("admin:lookups_auditevent_elder_report", args=[elder.public_id]),
+        "guardian activity": reverse("admin:lookups_auditevent_guardian_activity", args=[guardian.public_id]),
+        "export": reverse("admin:lookups_auditevent_export"),
+        "audit log": reverse("admin:lookups_auditevent_changelist"),
+    }
+
+
+@pytest.mark.django_db
+def test_oversight_pages_have_no_english_sentences_in_chinese(zh_auditor_client, elder, guardian):
+    for name, url in oversight_urls(elder, guardian).items():
+        response = zh_auditor_client.get(url)
+        assert response.status_code == 200, name
+        page = response.content.decode()
+        assert 'lang="en"' not in page, name
+        assert english_sentences(page) == [], name
+
+
+@pytest.mark.django_db
+def test_the_printed_elder_report_speaks_chinese_with_labels_and_chinese_dates(zh_auditor_client, elder, guardian):
+    page = zh_auditor_client.get(reverse("admin:lookups_auditevent_elder_report", args=[elder.public_id]))
+    html = page.content.decode()
+    assert '<html lang="zh-hans">' in html and page["Content-Language"] == "zh-hans"
+    assert "谁查询了您的检测结果" in html and "已取消" in html and "进行中" in html
+    assert "lookup.cancelled" not in html and "results.viewed" not in html
+    assert re.search(r"\d{4}年\d{1,2}月\d{1,2}日", html), "dates in the Chinese format"
+
+
+@pytest.mark.django_db
+def test_the_elder_report_follows_the_elders_language_not_the_auditors(zh_auditor_client, elder, guardian, settings):
+    settings.KINGUARD_NOTICE_LANGUAGE = "en"  # this elder has no account, so no own choice
+    html = zh_auditor_client.get(reverse("admin:lookups_auditevent_elder_report", args=[elder.public_id])).content
+    html = html.decode()
+    assert '<html lang="en">' in html and "Who looked up your test results" in html and "cancelled" in html
+    # while the auditor's own pages stay in Chinese
+    assert "审计概览" in zh_auditor_client.get(reverse("admin:lookups_auditevent_dashboard")).content.decode()
+
+
+def test_action_labels_are_translated_and_unknown_codes_shown_as_is():
+    from lookups.oversight.labels import action_label, outcome_label
+
+    with translation.override("zh-hans"):
+        assert action_label("authorization.revoked") == "授权已撤销"
+        assert outcome_label("cancelled") == "已取消"
+        assert action_label("no.such_action") == "no.such_action"
+    with translation.override("en"):
+        assert action_label("authorization.revoked") == "Authorization revoked"

@@ -77,12 +77,3 @@ def test_real_sign_in_with_a_code_counts_as_fresh(client, staff):
     )
     assert response.status_code == 302
     assert client.get(reverse("staff:authorization_new")).status_code == 200
-
-
-def test_admin_changes_need_a_fresh_code_too(client, staff, clinic):
-    from tests.guardians.test_admin import _otp_login
-
-    _otp_login(client, staff)
-    _stale(client)
-    response = client.get(reverse("admin:guardians_authorization_add"))
-    assert response.status_code == 302 and reverse("staff:reverify") in response.url

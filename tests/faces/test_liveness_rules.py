@@ -1,0 +1,88 @@
+"""Flat-surface and continuity rules of lookups.faces on synthetic landmarks (no models)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lookups import faces
+from lookups.face_pipeline import FaceSample
+
+FEATURES = {
+    "chin": 17,
+    "left_eyebrow": 5,
+    "right_eyebrow": 5,
+    "nose_bridge": 4,
+    "nose_tip": 5,
+    "left_eye": 6,
+    "right_eye": 6,
+    "top_lip": 12,
+    "bottom_lip": 12,
+}
+
+
+def _face(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    out = {}
+    for name, n in FEATURES.items():
+        out[name] = rng.uniform(100, 300, (n, 2))
+    out["left_eye"] = np.array([[150, 150], [160, 145], [170, 145], [180, 150], [170, 155], [160, 155]], float)
+    out["right_eye"] = out["left_eye"] + [80, 0]
+    return out
+
+
+def _sample(lm: dict[str, np.ndarray], box: tuple[int, int, int, int] = (100, 300, 300, 100)) -> FaceSample:
+    return FaceSample(
+        embedding=np.zeros(128),
+        box=box,
+        face_height_px=box[2] - box[0],
+        brightness=100.0,
+        sharpness=100.0,
+        landmarks={k: [(float(x), float(y)) for x, y in v] for k, v in lm.items()},
+    )
+
+
+def _warp(lm: dict[str, np.ndarray], h: np.ndarray) -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in lm.items():
+        p = np.c_[v, np.ones(len(v))] @ h.T
+        out[k] = p[:, :2] / p[:, 2:]
+    return out
+
+
+def test_photo_tilted_in_the_hand_is_planar() -> None:
+    rng = np.random.default_rng(1)
+    base = _face(rng)
+    frames = [base]
+    for t in np.linspace(0, 1, 20):
+        h = np.array([[1 + 0.1 * t, 0.05 * t, 20 * t], [-0.03 * t, 0.9, 5 * t], [4e-4 * t, -2e-4 * t, 1.0]])
+        frames.append(_warp(base, h))
+    plan = faces.capture_planarity([_sample(f) for f in frames])
+    assert plan < faces.MIN_PLANAR_RESIDUAL / 3
+
+
+def test_real_deformation_is_not_planar() -> None:
+    rng = np.random.default_rng(2)
+    base = _face(rng)
+    blink = {k: v.copy() for k, v in base.items()}
+    for eye in ("left_eye", "right_eye"):
+        c = blink[eye].mean(axis=0)
+        blink[eye][:, 1] = c[1] + (blink[eye][:, 1] - c[1]) * 0.1  # eyes close
+    blink["bottom_lip"] = blink["bottom_lip"] + [0, 25]  # mouth opens
+    plan = faces.capture_planarity([_sample(base), _sample(base), _sample(blink)])
+    assert plan > faces.MIN_PLANAR_RESIDUAL
+
+
+def test_box_jump_is_a_break() -> None:
+    rng = np.random.default_rng(3)
+    lm = _face(rng)
+    steady = [_sample(lm, (100 + i, 300 + i, 300 + i, 100 + i)) for i in range(6)]
+    assert faces._continuity_break(steady) is None
+    jumped = steady[:3] + [_sample(lm, (100, 500, 300, 300))] + steady[3:]
+    assert faces._continuity_break(jumped) == 3
+    rescaled = steady[:3] + [_sample(lm, (100, 420, 400, 100))]
+    assert faces._continuity_break(rescaled) == 3
+
+
+def test_cut_to_another_photo_is_a_break() -> None:
+    a, b = _face(np.random.default_rng(4)), _face(np.random.default_rng(5))
+    frames = [_sample(a)] * 3 + [_sample(b)] * 3
+    assert faces._continuity_break(frames) == 3

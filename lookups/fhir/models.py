@@ -73,6 +73,7 @@ class LabReport(models.Model):
     class Outcome(models.TextChoices):
         RECORDED = "recorded", _("Recorded for a registered person")
         PENDING = "pending", _("Waiting for a registration")
+        WITHDRAWN = "withdrawn", _("Withdrawn by the laboratory (entered in error)")
 
     sender = models.ForeignKey(LabSender, on_delete=models.PROTECT, related_name="reports")
     identifier = models.CharField(max_length=300)
@@ -81,6 +82,12 @@ class LabReport(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     results = models.ManyToManyField("lookups.TestResult", blank=True, related_name="lab_reports")
     received_at = models.DateTimeField(default=timezone.now)
+    #: 1 for the first delivery, +1 per correction or withdrawal; earlier ones in LabReportVersion.
+    version = models.PositiveIntegerField(default=1)
+    #: Keyed hash of the current rows (values included), so a repeated correction is a no-op.
+    content_digest = models.CharField(max_length=64, blank=True)
+    corrected_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         app_label = "lookups"
@@ -88,6 +95,23 @@ class LabReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender}: {self.identifier}"
+
+
+class LabReportVersion(models.Model):
+    """An earlier version of a report, replaced by a correction or withdrawn: values encrypted."""
+
+    report = models.ForeignKey(LabReport, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=20)
+    payload_ciphertext = models.BinaryField()
+    replaced_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "lookups"
+        constraints = [models.UniqueConstraint(fields=["report", "version"], name="one_lab_report_version")]
+
+    def __str__(self) -> str:
+        return f"{self.report} v{self.version}"
 
 
 class PendingLabResult(models.Model):

@@ -50,7 +50,11 @@ LOINC_KINDS: dict[str, str] = {
     "2345-7": "blood",  # Glucose [Mass/volume] in Serum or Plasma
     "4548-4": "blood",  # Hemoglobin A1c/Hemoglobin.total in Blood
 }
-ACCEPTED_STATUSES = frozenset({"final"})
+#: ``final`` records a new report; ``amended``/``corrected`` replace a report delivered earlier
+#: under the same identifier; ``entered-in-error`` withdraws it.
+CORRECTION_STATUSES = frozenset({"amended", "corrected"})
+WITHDRAWN_STATUS = "entered-in-error"
+ACCEPTED_STATUSES = frozenset({"final", WITHDRAWN_STATUS, *CORRECTION_STATUSES})
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ class _Report:
     identifier: str
     status: str
     id_hash: str
-    clinic: Clinic
+    clinic: Clinic | None
     rows: list[_Row]
     entries: list[int] = field(default_factory=list)
 
@@ -270,8 +274,17 @@ def _report(ctx: _Context, report: dict[str, Any], where: str, now: dt.datetime)
     status = report.get("status", "")
     if status not in ACCEPTED_STATUSES:
         raise DeliveryRefused(
-            422, [Issue("not-supported", f"Status {status!r} is not accepted; send final results.", f"{where}.status")]
+            422,
+            [
+                Issue(
+                    "not-supported",
+                    f"Status {status!r} is not accepted; send final, amended, corrected or entered-in-error.",
+                    f"{where}.status",
+                )
+            ],
         )
+    if status == WITHDRAWN_STATUS:  # only the identifier matters: the report is withdrawn
+        return _Report(identifier, status, "", None, [])
     contained = {c.get("id"): c for c in report.get("contained", []) if isinstance(c, dict) and c.get("id")}
     subject = _ref_id(report.get("subject"))
     if not subject:

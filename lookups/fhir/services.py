@@ -27,13 +27,15 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from guardians import crypto
 from guardians.models import Person
 from lookups.audit import Actor, audit_record
+from lookups.models import TestResult
 
-from .models import LabReport, LabSender, PendingLabResult
+from .models import LabReport, LabReportVersion, LabSender, PendingLabResult
 from .parsing import (  # noqa: F401 (re-exported: views and callers import them from here)
     CLINIC_SYSTEM,
     DEFAULT_ID_SYSTEMS,
     MAX_BODY_BYTES,
     MAX_ENTRIES,
+    WITHDRAWN_STATUS,
     DeliveryRefused,
     Issue,
     _Context,
@@ -47,12 +49,46 @@ from .parsing import (  # noqa: F401 (re-exported: views and callers import them
 # --- writing --------------------------------------------------------------------------------
 
 
-def _write(sender: LabSender, actor: Actor, report: _Report) -> bool:
-    """Record or queue one report; False when the lab already delivered this identifier."""
+CREATED, UNCHANGED, CORRECTED, WITHDRAWN = "created", "unchanged", "corrected", "withdrawn"
+#: The answer per write outcome in a Bundle response.
+ENTRY_STATUS = {CREATED: "201 Created", UNCHANGED: "200 OK", CORRECTED: "200 OK", WITHDRAWN: "200 OK"}
+
+
+def _rows_payload(report: _Report) -> dict[str, Any]:
+    return {
+        "identifier": report.identifier,
+        "status": report.status,
+        "rows": [
+            {
+                "kind": r.kind,
+                "code": r.code,
+                "sampled_at": r.sampled_at.isoformat(),
+                "reported_at": r.reported_at.isoformat(),
+                "result": r.result,
+            }
+            for r in report.rows
+        ],
+    }
+
+
+def _digest(report: _Report) -> str:
+    """Keyed hash of the rows (values included): equal rows, equal digest; not guessable."""
+    rows = _rows_payload(report)["rows"]
+    return crypto.keyed_hash("fhir-report:" + json.dumps(rows, sort_keys=True, separators=(",", ":")))
+
+
+def _write(sender: LabSender, actor: Actor, report: _Report) -> str:
+    """Record, queue, correct or withdraw one report; UNCHANGED for a redelivery."""
+    if report.status == "final":
+        return _write_new(sender, actor, report)
+    return _write_change(sender, actor, report)
+
+
+def _write_new(sender: LabSender, actor: Actor, report: _Report) -> str:
     from lookups.services import result_save
 
     if LabReport.objects.filter(sender=sender, identifier=report.identifier).exists():
-        return False
+        return UNCHANGED
     person = Person.objects.filter(id_number_hash=report.id_hash, clinic__in=list(sender.clinics.all())).first()
     try:
         with transaction.atomic():
@@ -62,9 +98,10 @@ def _write(sender: LabSender, actor: Actor, report: _Report) -> bool:
                 status=report.status,
                 outcome=LabReport.Outcome.RECORDED if person else LabReport.Outcome.PENDING,
                 clinic=person.clinic if person else report.clinic,
+                content_digest=_digest(report),
             )
     except IntegrityError:  # a concurrent redelivery won the race
-        return False
+        return UNCHANGED
     if person is not None:
         results = [
             result_save(
@@ -82,28 +119,167 @@ def _write(sender: LabSender, actor: Actor, report: _Report) -> bool:
         ]
         row.results.set(results)
     else:
-        payload = {
-            "identifier": report.identifier,
-            "status": report.status,
-            "rows": [
-                {
-                    "kind": r.kind,
-                    "code": r.code,
-                    "sampled_at": r.sampled_at.isoformat(),
-                    "reported_at": r.reported_at.isoformat(),
-                    "result": r.result,
-                }
-                for r in report.rows
-            ],
-        }
         PendingLabResult.objects.create(
             sender=sender,
             clinic=report.clinic,
             report=row,
             id_number_hash=report.id_hash,
-            payload_ciphertext=crypto.encrypt(json.dumps(payload).encode()),
+            payload_ciphertext=crypto.encrypt(json.dumps(_rows_payload(report)).encode()),
         )
-    return True
+    return CREATED
+
+
+def _unknown_report() -> DeliveryRefused:
+    # The same answer whether the identifier is unknown or belongs to another sender: the
+    # lookup is scoped to the sender, so nothing about other laboratories' reports leaks.
+    return DeliveryRefused(
+        422,
+        [
+            Issue(
+                "not-found",
+                "This laboratory delivered no report with this identifier; a correction or "
+                "withdrawal (amended, corrected, entered-in-error) must name an earlier final report.",
+                "DiagnosticReport.identifier",
+            )
+        ],
+    )
+
+
+def _write_change(sender: LabSender, actor: Actor, report: _Report) -> str:
+    """A correction (``amended``/``corrected``) or withdrawal (``entered-in-error``).
+
+    The earlier version's values are kept encrypted in ``LabReportVersion``; the audit event
+    carries version numbers and counts only, never values.
+    """
+    from lookups.services import result_save
+
+    row = (
+        LabReport.objects.select_for_update()
+        .filter(sender=sender, identifier=report.identifier)
+        .select_related("clinic")
+        .first()
+    )
+    if row is None:
+        raise _unknown_report()
+    withdrawing = report.status == WITHDRAWN_STATUS
+    if row.outcome == LabReport.Outcome.WITHDRAWN:
+        if withdrawing:
+            return UNCHANGED
+        raise DeliveryRefused(
+            422,
+            [
+                Issue(
+                    "business-rule",
+                    "This report was withdrawn (entered-in-error); send a new report with a new identifier.",
+                    "DiagnosticReport.status",
+                )
+            ],
+        )
+    pending = PendingLabResult.objects.select_for_update().filter(report=row).first()
+    results = list(row.results.select_for_update().select_related("elder").order_by("pk"))
+    elder = results[0].elder if results else None
+    if not withdrawing:
+        digest = _digest(report)
+        if digest == row.content_digest:
+            return UNCHANGED  # the same correction delivered again
+        current_hash = pending.id_number_hash if pending else (elder.id_number_hash if elder else report.id_hash)
+        if current_hash != report.id_hash:
+            raise DeliveryRefused(
+                422,
+                [
+                    Issue(
+                        "business-rule",
+                        "A correction cannot change the patient; withdraw the report (entered-in-error) "
+                        "and send a new one.",
+                        "DiagnosticReport.subject",
+                    )
+                ],
+            )
+    if pending is not None:
+        earlier = bytes(pending.payload_ciphertext)
+    else:
+        earlier = crypto.encrypt(
+            json.dumps(
+                {
+                    "identifier": row.identifier,
+                    "status": row.status,
+                    "rows": [
+                        {
+                            "kind": r.kind,
+                            "sampled_at": r.sampled_at.isoformat(),
+                            "reported_at": r.reported_at.isoformat(),
+                            "result": r.result,
+                        }
+                        for r in results
+                    ],
+                }
+            ).encode()
+        )
+    LabReportVersion.objects.create(report=row, version=row.version, status=row.status, payload_ciphertext=earlier)
+    now = timezone.now()
+    before, after = row.version, row.version + 1
+    details: dict[str, Any] = {
+        "sender": sender.name,
+        "version_from": before,
+        "version_to": after,
+        "status_from": row.status,
+        "status_to": report.status,
+        "waiting": pending is not None,
+        "observations_before": len(results) if pending is None else None,
+    }
+    if withdrawing:
+        if pending is not None:
+            pending.delete()
+        else:
+            row.results.clear()
+            TestResult.objects.filter(pk__in=[r.pk for r in results]).delete()
+        row.outcome = LabReport.Outcome.WITHDRAWN
+        row.withdrawn_at = now
+        action = "fhir.report_withdrawn"
+    else:
+        if pending is not None:
+            pending.payload_ciphertext = crypto.encrypt(json.dumps(_rows_payload(report)).encode())
+            pending.save(update_fields=["payload_ciphertext"])
+        else:
+            for old, new in zip(results, report.rows, strict=False):
+                old.kind, old.sampled_at, old.reported_at, old.result = (
+                    new.kind,
+                    new.sampled_at,
+                    new.reported_at,
+                    new.result,
+                )
+                old.save(update_fields=["kind", "sampled_at", "reported_at", "result"])
+            added = [
+                result_save(
+                    actor=actor,
+                    elder=elder,
+                    kind=r.kind,
+                    sampled_at=r.sampled_at,
+                    site=sender.name[:200],
+                    lab=sender.name[:200],
+                    result=r.result,
+                    reported_at=r.reported_at,
+                    source="fhir_correction",
+                )
+                for r in report.rows[len(results) :]
+            ]
+            surplus = [r.pk for r in results[len(report.rows) :]]
+            if surplus:
+                row.results.remove(*surplus)
+                TestResult.objects.filter(pk__in=surplus).delete()
+            if added:
+                row.results.add(*added)
+        row.corrected_at = now
+        row.content_digest = digest
+        details["observations_after"] = len(report.rows)
+        action = "fhir.report_corrected"
+    row.version = after
+    row.status = report.status
+    row.save(update_fields=["version", "status", "outcome", "withdrawn_at", "corrected_at", "content_digest"])
+    audit_record(
+        actor=actor, action=action, outcome="ok", subject=elder, target=row, clinic=row.clinic, details=details
+    )
+    return WITHDRAWN if withdrawing else CORRECTED
 
 
 def actor_for(sender: LabSender, ip: str | None = None) -> Actor:
@@ -154,16 +330,32 @@ def deliver_report(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> 
     except DeliveryRefused as refused:
         audit_refused(sender, actor, refused, kind="DiagnosticReport", entries=1)
         raise
-    with transaction.atomic():
-        created = _write(sender, actor, report)
-        _audit_accepted(
-            actor,
-            sender,
-            kind="DiagnosticReport",
-            counts={"reports": 1, "new": int(created), "observations": len(report.rows)},
-        )
-    text = "Report accepted." if created else "Report already received; nothing changed."
-    return Delivered(201 if created else 200, operation_outcome([Issue("informational", text, severity="information")]))
+    try:
+        with transaction.atomic():
+            written = _write(sender, actor, report)
+            _audit_accepted(
+                actor,
+                sender,
+                kind="DiagnosticReport",
+                counts={
+                    "reports": 1,
+                    "new": int(written == CREATED),
+                    "changed": int(written in (CORRECTED, WITHDRAWN)),
+                    "observations": len(report.rows),
+                },
+            )
+    except DeliveryRefused as refused:  # nothing was written (the transaction rolled back)
+        audit_refused(sender, actor, refused, kind="DiagnosticReport", entries=1)
+        raise
+    text = {
+        CREATED: "Report accepted.",
+        UNCHANGED: "Report already received; nothing changed.",
+        CORRECTED: "Correction accepted; the earlier values are replaced.",
+        WITHDRAWN: "Report withdrawn (entered-in-error).",
+    }[written]
+    return Delivered(
+        201 if written == CREATED else 200, operation_outcome([Issue("informational", text, severity="information")])
+    )
 
 
 def deliver_bundle(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> Delivered:
@@ -247,11 +439,12 @@ def _transaction(sender: LabSender, actor: Actor, entries: list[dict[str, Any]])
         )
     status_of: dict[int, str] = {}
     with transaction.atomic():
-        new = 0
+        new = changed = 0
         for report in reports:
-            created = _write(sender, actor, report)
-            new += created
-            status_of[report.entries[0]] = "201 Created" if created else "200 OK"
+            written = _write(sender, actor, report)
+            new += written == CREATED
+            changed += written in (CORRECTED, WITHDRAWN)
+            status_of[report.entries[0]] = ENTRY_STATUS[written]
         _audit_accepted(
             actor,
             sender,
@@ -259,6 +452,7 @@ def _transaction(sender: LabSender, actor: Actor, entries: list[dict[str, Any]])
             counts={
                 "reports": len(reports),
                 "new": new,
+                "changed": changed,
                 "observations": sum(len(r.rows) for r in reports),
                 "entries": len(entries),
             },
@@ -272,7 +466,7 @@ def _batch(sender: LabSender, actor: Actor, entries: list[dict[str, Any]]) -> De
     ctx = _Context(sender, {})
     now = timezone.now()
     answers: list[dict[str, Any]] = []
-    counts = {"reports": 0, "new": 0, "refused": 0, "entries": len(entries)}
+    counts = {"reports": 0, "new": 0, "changed": 0, "refused": 0, "entries": len(entries)}
     for n, entry in enumerate(entries):
         where = f"Bundle.entry[{n}].resource"
         try:
@@ -290,10 +484,11 @@ def _batch(sender: LabSender, actor: Actor, entries: list[dict[str, Any]]) -> De
                 )
             report = _report(ctx, resource, where, now)
             with transaction.atomic():
-                created = _write(sender, actor, report)
+                written = _write(sender, actor, report)
             counts["reports"] += 1
-            counts["new"] += created
-            answers.append({"response": {"status": "201 Created" if created else "200 OK"}})
+            counts["new"] += written == CREATED
+            counts["changed"] += written in (CORRECTED, WITHDRAWN)
+            answers.append({"response": {"status": ENTRY_STATUS[written]}})
         except DeliveryRefused as refused:
             counts["refused"] += 1
             answers.append({"response": {"status": f"{refused.status}", "outcome": operation_outcome(refused.issues)}})

@@ -191,8 +191,8 @@ INFO: dict[AuditAction, ActionInfo] = {
     A.RETENTION_APPLIED: _info("delete"),
     A.FHIR_DELIVERY_ACCEPTED: _info("create"),
     A.FHIR_DELIVERY_REFUSED: _info("security"),
-    A.FHIR_REPORT_CORRECTED: _info("update", _E),
-    A.FHIR_REPORT_WITHDRAWN: _info("delete", _E),
+    A.FHIR_REPORT_CORRECTED: _info("update"),
+    A.FHIR_REPORT_WITHDRAWN: _info("delete"),
     A.FHIR_PENDING_DISCARDED: _info("delete"),
 }
 

@@ -74,6 +74,7 @@ class LabReport(models.Model):
         RECORDED = "recorded", _("Recorded for a registered person")
         PENDING = "pending", _("Waiting for a registration")
         WITHDRAWN = "withdrawn", _("Withdrawn by the laboratory (entered in error)")
+        DISCARDED = "discarded", _("Discarded at the desk (nobody registered)")
 
     sender = models.ForeignKey(LabSender, on_delete=models.PROTECT, related_name="reports")
     identifier = models.CharField(max_length=300)
@@ -121,6 +122,10 @@ class PendingLabResult(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="pending_lab_results")
     report = models.OneToOneField(LabReport, on_delete=models.CASCADE, related_name="pending")
     id_number_hash = models.CharField(max_length=64, db_index=True)
+    #: What the desk queue shows (``guardians.id_numbers.mask``), never the full number.
+    id_number_masked = models.CharField(max_length=18, blank=True)
+    #: Test kinds in the report (comma-separated), shown in the desk queue; no values.
+    kinds = models.CharField(max_length=200, blank=True)
     payload_ciphertext = models.BinaryField()
     received_at = models.DateTimeField(default=timezone.now)
 
@@ -130,3 +135,7 @@ class PendingLabResult(models.Model):
 
     def __str__(self) -> str:
         return f"Pending result from {self.sender} ({self.received_at:%Y-%m-%d})"
+
+    def kind_labels(self) -> list[str]:
+        labels = dict(KIND_CHOICES)
+        return [str(labels.get(k, k)) for k in self.kinds.split(",") if k]

@@ -105,6 +105,7 @@ class _Report:
     clinic: Clinic | None
     rows: list[_Row]
     entries: list[int] = field(default_factory=list)
+    id_masked: str = ""
 
 
 # --- parsing --------------------------------------------------------------------------------
@@ -206,8 +207,8 @@ class _Context:
             ],
         )
 
-    def patient(self, patient: dict[str, Any], where: str) -> tuple[str, Clinic]:
-        """The keyed hash of the patient's ID number, and the clinic the result belongs to."""
+    def patient(self, patient: dict[str, Any], where: str) -> tuple[str, str, Clinic]:
+        """The keyed hash of the patient's ID number, its masked form, and the result's clinic."""
         numbers = [
             i.get("value", "")
             for i in patient.get("identifier", [])
@@ -228,7 +229,7 @@ class _Context:
             number, _ = id_numbers.validate(numbers[0])
         except id_numbers.InvalidIdNumber as exc:
             raise DeliveryRefused(422, [Issue("value", str(exc), f"{where}.identifier")]) from None
-        return crypto.keyed_hash(number), self._clinic(patient, where)
+        return crypto.keyed_hash(number), id_numbers.mask(number), self._clinic(patient, where)
 
     def _clinic(self, patient: dict[str, Any], where: str) -> Clinic:
         org = patient.get("managingOrganization") or {}
@@ -292,7 +293,7 @@ def _report(ctx: _Context, report: dict[str, Any], where: str, now: dt.datetime)
             422, [Issue("required", "The report's subject must reference a Patient.", f"{where}.subject")]
         )
     patient = ctx.resolve(subject, contained, f"{where}.subject", "Patient")
-    id_hash, clinic = ctx.patient(patient, f"{where}.subject")
+    id_hash, id_masked, clinic = ctx.patient(patient, f"{where}.subject")
     references = [_ref_id(r) for r in report.get("result", [])]
     if not references:
         raise DeliveryRefused(
@@ -315,7 +316,7 @@ def _report(ctx: _Context, report: dict[str, Any], where: str, now: dt.datetime)
         if sampled_at > reported_at:
             raise DeliveryRefused(422, [Issue("value", "The sample is taken after the report was issued.", at)])
         rows.append(_Row(kind, code, sampled_at, reported_at, _value(obs, at)))
-    return _Report(identifier, status, id_hash, clinic, rows)
+    return _Report(identifier, status, id_hash, clinic, rows, id_masked=id_masked)
 
 
 def _value(obs: dict[str, Any], where: str) -> str:

@@ -19,8 +19,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
@@ -124,6 +126,8 @@ def _write_new(sender: LabSender, actor: Actor, report: _Report) -> str:
             clinic=report.clinic,
             report=row,
             id_number_hash=report.id_hash,
+            id_number_masked=report.id_masked,
+            kinds=",".join(dict.fromkeys(r.kind for r in report.rows))[:200],
             payload_ciphertext=crypto.encrypt(json.dumps(_rows_payload(report)).encode()),
         )
     return CREATED
@@ -239,7 +243,8 @@ def _write_change(sender: LabSender, actor: Actor, report: _Report) -> str:
     else:
         if pending is not None:
             pending.payload_ciphertext = crypto.encrypt(json.dumps(_rows_payload(report)).encode())
-            pending.save(update_fields=["payload_ciphertext"])
+            pending.kinds = ",".join(dict.fromkeys(r.kind for r in report.rows))[:200]
+            pending.save(update_fields=["payload_ciphertext", "kinds"])
         else:
             for old, new in zip(results, report.rows, strict=False):
                 old.kind, old.sampled_at, old.reported_at, old.result = (
@@ -536,3 +541,76 @@ def pending_attach(*, actor: Actor, person: Person) -> int:
         pending.delete()
         recorded += len(results)
     return recorded
+
+
+# --- the desk queue: results waiting for a registration ---------------------------------------
+
+DEFAULT_PENDING_RETENTION_DAYS = 30
+DISCARD_REASON_MAX = 500
+
+
+class PendingNotFound(Exception):
+    """No such waiting result in a clinic where the user may handle results (answer 404)."""
+
+
+class DiscardRefused(Exception):
+    """The discard is not allowed (yet); ``str()`` is the message for the desk."""
+
+
+def pending_retention() -> dt.timedelta:
+    return dt.timedelta(
+        days=int(getattr(settings, "KINGUARD_PENDING_RESULT_RETENTION_DAYS", DEFAULT_PENDING_RETENTION_DAYS))
+    )
+
+
+def pending_discard(*, actor: Actor, pending_id: int, reason: str, now: dt.datetime | None = None) -> None:
+    """Discard a waiting result (nobody registered) with a typed reason, after the retention period.
+
+    Only staff allowed to record results at the result's clinic; anyone else gets
+    PendingNotFound (the same as a missing id). The ``LabReport`` row stays (outcome
+    ``discarded``) so a redelivery of the same report stays a no-op. Audited with the reason,
+    the sender and the test kinds, never the values or the ID number.
+    """
+    from guardians import permissions
+
+    user = actor.user
+    if user is None:
+        raise PendingNotFound
+    reason = " ".join((reason or "").split())
+    now = now or timezone.now()
+    with transaction.atomic():
+        pending = (
+            PendingLabResult.objects.select_for_update(of=("self",))
+            .select_related("report", "sender", "clinic")
+            .filter(pk=pending_id, clinic__in=permissions.staff_clinics(user, permissions.StaffAction.RECORD_RESULTS))
+            .first()
+        )
+        if pending is None:
+            raise PendingNotFound
+        if len(reason) < 5:
+            raise DiscardRefused(_("Type why this result is discarded (at least a few words)."))
+        if len(reason) > DISCARD_REASON_MAX:
+            raise DiscardRefused(_("The reason is too long (at most 500 characters)."))
+        until = pending.received_at + pending_retention()
+        if now < until:
+            raise DiscardRefused(
+                _("This result can be discarded from %(date)s (it is kept for the person's registration until then).")
+                % {"date": timezone.localtime(until).strftime("%Y-%m-%d")}
+            )
+        report = pending.report
+        report.outcome = LabReport.Outcome.DISCARDED
+        report.save(update_fields=["outcome"])
+        audit_record(
+            actor=actor,
+            action="fhir.pending_discarded",
+            outcome="discarded",
+            target=report,
+            clinic=pending.clinic,
+            details={
+                "sender": pending.sender.name,
+                "received_at": pending.received_at.isoformat(),
+                "kinds": pending.kinds,
+                "reason": reason,
+            },
+        )
+        pending.delete()

@@ -160,3 +160,20 @@ def test_guardian_sees_the_current_version_and_the_correction_note(
     assert "Corrected by the laboratory on" in body
     page_zh = guardian_client.get(reverse("lookups:results", args=[lookup.pk]), HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert "由实验室更正" in page_zh.content.decode() and "Corrected by the laboratory" not in page_zh.content.decode()
+
+
+def test_a_corrected_waiting_result_is_attached_with_its_current_values(client, lab, staff, clinic):
+    from guardians import services as guardian_services
+
+    deliver(client, lab, identifier="W", number=UNKNOWN)
+    deliver(client, lab, identifier="W", number=UNKNOWN, status="corrected", value="Positive")
+    person = guardian_services.person_register(
+        actor=Actor.for_user(staff), clinic=clinic, full_name="Zhao Lei", id_number=UNKNOWN, is_elder=True
+    )
+    assert list(TestResult.objects.filter(elder=person).values_list("result", flat=True)) == ["Positive"]
+    assert LabReport.objects.get().corrected_at is not None  # the guardian's note still shows
+
+
+def test_metadata_documents_corrections(client):
+    text = json.dumps(client.get("/fhir/metadata").json())
+    assert "entered-in-error" in text and "corrected" in text

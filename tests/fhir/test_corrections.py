@@ -177,3 +177,14 @@ def test_a_corrected_waiting_result_is_attached_with_its_current_values(client, 
 def test_metadata_documents_corrections(client):
     text = json.dumps(client.get("/fhir/metadata").json())
     assert "entered-in-error" in text and "corrected" in text
+
+
+def test_correction_answers_are_identical_for_matched_and_waiting_reports(client, lab, elder_known):
+    deliver(client, lab, identifier="M")
+    deliver(client, lab, identifier="U", number=UNKNOWN)
+    matched = deliver(client, lab, identifier="M", status="corrected", value="Positive")
+    waiting = deliver(client, lab, identifier="U", number=UNKNOWN, status="corrected", value="Positive")
+    assert matched.status_code == waiting.status_code == 200 and matched.content == waiting.content
+    gone_m = deliver(client, lab, identifier="M", status="entered-in-error")
+    gone_u = deliver(client, lab, identifier="U", number=UNKNOWN, status="entered-in-error")
+    assert gone_m.content == gone_u.content

@@ -29,3 +29,6 @@ AUTHENTICATION_BACKENDS = [
 KINGUARD_SMS_BACKEND = "lookups.oversight.sms.LocmemSmsBackend"
 # Tests read notices in English unless a test asks for the elder's language explicitly.
 KINGUARD_NOTICE_LANGUAGE = "en"
+# A shared cache for tests that need one across processes (face-worker heartbeats).
+if TEST_CACHE_URL := env.str("TEST_CACHE_URL", ""):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": TEST_CACHE_URL}}

@@ -15,8 +15,6 @@ from tests.staff.conftest import verified_client
 
 from .test_delivery import UNKNOWN, post, report
 
-pytestmark = pytest.mark.urls("tests.fhir.urls")
-
 
 @pytest.fixture(autouse=True)
 def _clear_cache():

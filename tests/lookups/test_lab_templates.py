@@ -8,8 +8,8 @@ from lookups.lab_files import COLUMNS, read_lab_file
 from tests import factories
 from tests.staff.conftest import verified_client
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.lookups.lab_urlconf")]
 LIMITS = {"max_bytes": 2 * 1024 * 1024, "max_rows": 5000}
+pytestmark = pytest.mark.django_db
 NAMES = ("results_template_csv", "results_template_xlsx")
 
 

@@ -17,7 +17,7 @@ urlpatterns = [
     path("accounts/login/", lookup_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("lookups/", include("lookups.urls")),
-    path("staff/", include("guardians.urls")),
+    path("staff/", include("guardians.staff.urls")),
     path("accounts/", include("guardians.account_urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),

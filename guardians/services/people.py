@@ -133,7 +133,7 @@ ROLE_GROUPS = {"staff": "Clinic staff", "manager": "Clinic managers", "auditor":
 
 # --- staff workspace: in-person registration, enrollment, sign-in --------------------------
 #
-# Used by the staff workspace (guardians/views.py). Each function checks the actor's role at
+# Used by the staff workspace (guardians/staff/views/). Each function checks the actor's role at
 # the person's clinic (guardians.permissions.staff_can, the same rule the pages use) and
 # writes its audit event in the same transaction as the change.
 

@@ -17,7 +17,7 @@ from .authorizations import (  # noqa: F401
     authorization_revoke,
     authorization_suspend,
 )
-from .common import (  # noqa: F401  # noqa: F401
+from .common import (  # noqa: F401
     BACKUP_CODE_COUNT,
     BACKUP_CODE_DIGITS,
     FACE_CONSENT_VALID_MINUTES,
@@ -27,9 +27,7 @@ from .common import (  # noqa: F401  # noqa: F401
     NotPermitted,
     ServiceError,
     _login_of,
-    _require_action,
-    _require_manager_rights,
-    _require_staff,
+    require_staff_can,
 )
 from .face_enrollment import (  # noqa: F401
     face_consent_pending,

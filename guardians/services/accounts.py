@@ -17,9 +17,7 @@ from .common import (  # noqa: F401
     NotPermitted,
     ServiceError,
     _login_of,
-    _require_action,
-    _require_manager_rights,
-    _require_staff,
+    require_staff_can,
 )
 
 if TYPE_CHECKING:
@@ -28,7 +26,7 @@ if TYPE_CHECKING:
 
 def person_create_login(*, actor: Actor, person: Person, username: str, password: str | None) -> User:
     """Create the person's login account (guardian or elder). ``password=None`` makes it unusable."""
-    _require_staff(actor, person.clinic_id)
+    require_staff_can(actor, permissions.StaffAction.REGISTER, person.clinic_id)
     with transaction.atomic():
         person = Person.objects.select_for_update().get(pk=person.pk)
         if person.user_id is not None:
@@ -60,7 +58,7 @@ def set_password_link_issue(*, actor: Actor, person: Person) -> str:
     from django.utils.encoding import force_bytes
     from django.utils.http import urlsafe_base64_encode
 
-    _require_action(actor, permissions.StaffAction.REGISTER, person.clinic_id)
+    require_staff_can(actor, permissions.StaffAction.REGISTER, person.clinic_id)
     user = _login_of(person)
     with transaction.atomic():
         audit_record(

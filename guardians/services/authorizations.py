@@ -13,6 +13,7 @@ from django.utils import timezone
 from lookups.audit import Actor, audit_record
 from lookups.oversight.notices import notice_authorization_changed
 
+from .. import permissions
 from ..models import Authorization, Person
 from .common import (  # noqa: F401
     BACKUP_CODE_COUNT,
@@ -24,9 +25,7 @@ from .common import (  # noqa: F401
     NotPermitted,
     ServiceError,
     _login_of,
-    _require_action,
-    _require_manager_rights,
-    _require_staff,
+    require_staff_can,
 )
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ def authorization_check_request(
     valid_until: dt.datetime | None = None,
 ) -> tuple[dt.datetime, dt.datetime]:
     """Raise ServiceError unless the request may be registered; returns the validity window."""
-    _require_manager_rights(actor, elder.clinic_id)
+    require_staff_can(actor, permissions.StaffAction.MANAGE_AUTHORIZATIONS, elder.clinic_id)
     if guardian.pk == elder.pk:
         raise ServiceError("A person cannot be their own guardian.")
     if not elder.is_elder:
@@ -121,7 +120,7 @@ def authorization_approve(*, actor: Actor, authorization_id: int) -> Authorizati
     """pending → active, by a staff member other than the registrar."""
     with transaction.atomic():
         authorization = _locked_authorization(authorization_id)
-        _require_manager_rights(actor, authorization.clinic_id)
+        require_staff_can(actor, permissions.StaffAction.MANAGE_AUTHORIZATIONS, authorization.clinic_id)
         if authorization.status != Authorization.Status.PENDING:
             raise IllegalState(f"Only a pending authorization can be approved (this one is {authorization.status}).")
         if authorization.registered_by_id == actor.user.pk:
@@ -160,7 +159,7 @@ def _authorization_end(
         raise ServiceError("Say who asked for this change: the elder, the guardian or the clinic.")
     with transaction.atomic():
         authorization = _locked_authorization(authorization_id)
-        _require_manager_rights(actor, authorization.clinic_id)
+        require_staff_can(actor, permissions.StaffAction.MANAGE_AUTHORIZATIONS, authorization.clinic_id)
         if authorization.status not in allowed_from:
             raise IllegalState(f"This authorization is {authorization.status}; that change is not possible.")
         authorization.status = new_status
@@ -218,7 +217,7 @@ def authorization_renew(*, actor: Actor, authorization_id: int, valid_until: dt.
     S = Authorization.Status
     with transaction.atomic():
         authorization = _locked_authorization(authorization_id)
-        _require_manager_rights(actor, authorization.clinic_id)
+        require_staff_can(actor, permissions.StaffAction.MANAGE_AUTHORIZATIONS, authorization.clinic_id)
         if authorization.status not in (S.ACTIVE, S.SUSPENDED, S.EXPIRED):
             raise IllegalState(f"This authorization is {authorization.status}; it cannot be renewed.")
         if valid_until <= timezone.now():

@@ -31,23 +31,9 @@ class IllegalState(ServiceError):
     pass
 
 
-def _require_staff(actor: Actor, clinic: Clinic | int) -> None:
-    """Front-desk rights (clinic staff or manager) at ``clinic``; auditors only read."""
-    roles = permissions.ACTION_ROLES[permissions.StaffAction.REGISTER]
-    if actor.user is None or not permissions.is_staff_of(actor.user, clinic, roles):
-        raise NotPermitted("You are not staff of this clinic.")
-
-
-def _require_manager_rights(actor: Actor, clinic: Clinic | int) -> None:
-    if actor.user is None or not permissions.can_manage_authorizations(actor.user, clinic):
-        raise NotPermitted("Only clinic staff or managers of this clinic may change authorizations.")
-
-
-# --- people -------------------------------------------------------------------------------
-
-
-def _require_action(actor: Actor, action: str, clinic: Clinic | int) -> None:
-    if actor.user is None or not permissions.staff_can(actor.user, action, clinic):
+def require_staff_can(actor: Actor, action: str, clinic: Clinic | int) -> None:
+    """Refuse unless ``permissions.staff_can(actor.user, action, clinic)`` (the one rule)."""
+    if not permissions.staff_can(actor.user, action, clinic):
         raise NotPermitted("You are not allowed to do this for this clinic.")
 
 

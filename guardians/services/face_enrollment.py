@@ -23,9 +23,7 @@ from .common import (  # noqa: F401
     NotPermitted,
     ServiceError,
     _login_of,
-    _require_action,
-    _require_manager_rights,
-    _require_staff,
+    require_staff_can,
 )
 
 if TYPE_CHECKING:
@@ -67,7 +65,7 @@ def face_enroll(
     """
     from lookups import face_pipeline
 
-    _require_staff(actor, person.clinic_id)
+    require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
     if not consent_text.strip():
         raise ServiceError("Record the person's biometric consent first.")
     if samples is None:
@@ -109,8 +107,7 @@ def face_enrollment_withdraw(*, actor: Actor, person: Person, reason: str) -> bo
     reason = (reason or "").strip()
     if not reason:
         raise ServiceError("Give a reason (for example: at the person's request).")
-    if actor.user is None or not permissions.staff_can(actor.user, permissions.StaffAction.ENROLL, person.clinic_id):
-        raise NotPermitted("You may not change enrollments at this clinic.")
+    require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
     with transaction.atomic():
         Person.objects.select_for_update().get(pk=person.pk)
         enrollment = FaceEnrollment.objects.filter(person=person).first()
@@ -142,7 +139,7 @@ def face_consent_record(
     *, actor: Actor, person: Person, consent_text: str, given_by: str, representative_name: str = ""
 ) -> FaceConsent:
     """Record the separate biometric consent (the exact text shown, who gave it) before enrolling."""
-    _require_action(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
     consent_text = consent_text.strip()
     if not consent_text:
         raise ServiceError("The consent text shown to the person is required.")
@@ -190,7 +187,7 @@ def face_enroll_with_consent(*, actor: Actor, person: Person, consent_id: int, s
     The consent row is locked, so one consent yields one enrollment. ``samples`` come from
     ``face_samples_from_images`` (quality-gated); the template is their mean.
     """
-    _require_action(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
     now = timezone.now()
     with transaction.atomic():
         consent = FaceConsent.objects.select_for_update().filter(pk=consent_id, person=person).first()

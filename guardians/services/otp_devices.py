@@ -21,9 +21,7 @@ from .common import (  # noqa: F401
     NotPermitted,
     ServiceError,
     _login_of,
-    _require_action,
-    _require_manager_rights,
-    _require_staff,
+    require_staff_can,
 )
 
 if TYPE_CHECKING:
@@ -91,7 +89,7 @@ def otp_enrollment_start(*, actor: Actor, person: Person) -> TOTPDevice:
     working. The device cannot be used (lookups only use confirmed devices) until
     ``otp_enrollment_confirm`` accepts one code from the app.
     """
-    _require_action(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
     user = _login_of(person)
     with transaction.atomic():
         Person.objects.select_for_update().get(pk=person.pk)
@@ -105,7 +103,7 @@ def otp_enrollment_confirm(*, actor: Actor, person: Person, device_id: int, toke
     Returns False for a wrong code (counted by django-otp's throttling). Raises IllegalState
     when the device is not the person's unconfirmed device (e.g. enrollment restarted).
     """
-    _require_action(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
     user = _login_of(person)
     with transaction.atomic():
         device = TOTPDevice.objects.select_for_update().filter(pk=device_id, user=user, confirmed=False).first()
@@ -137,7 +135,7 @@ def backup_codes_issue(*, actor: Actor, person: Person) -> list[str]:
 
     from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
-    _require_action(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
     user = _login_of(person)
     codes: set[str] = set()
     while len(codes) < BACKUP_CODE_COUNT:

@@ -24,9 +24,7 @@ from .common import (  # noqa: F401
     NotPermitted,
     ServiceError,
     _login_of,
-    _require_action,
-    _require_manager_rights,
-    _require_staff,
+    require_staff_can,
 )
 
 if TYPE_CHECKING:
@@ -46,7 +44,7 @@ def person_register(
     user: User | None = None,
 ) -> Person:
     """Register a person after an in-person ID check. Raises InvalidIdNumber or DuplicatePerson."""
-    _require_staff(actor, clinic)
+    require_staff_can(actor, permissions.StaffAction.REGISTER, clinic)
     number, birth_date = id_numbers.validate(id_number)
     try:
         phone = phones.normalize(phone)
@@ -154,7 +152,7 @@ def id_number_check_birth_date(*, id_number: str, birth_date: dt.date | None) ->
 
 def identity_check_record(*, actor: Actor, person: Person, document_type: str, note: str = "") -> IdentityCheck:
     """Record that ``actor`` checked ``person``'s identity document in person (who, what, when)."""
-    _require_action(actor, permissions.StaffAction.REGISTER, person.clinic_id)
+    require_staff_can(actor, permissions.StaffAction.REGISTER, person.clinic_id)
     if document_type not in IdentityCheck.DocumentType.values:
         raise ServiceError("Choose the kind of identity document that was checked.")
     with transaction.atomic():
@@ -198,7 +196,7 @@ def person_register_in_person(
     a one-time link (``set_password_link_issue``). Raises InvalidIdNumber, DuplicatePerson
     (``.existing``) or ServiceError.
     """
-    _require_action(actor, permissions.StaffAction.REGISTER, clinic)
+    require_staff_can(actor, permissions.StaffAction.REGISTER, clinic)
     number, _ = id_number_check_birth_date(id_number=id_number, birth_date=birth_date)
     if not (is_elder or is_guardian):
         raise ServiceError("Register the person as an elder, a guardian or both.")

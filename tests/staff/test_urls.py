@@ -53,6 +53,6 @@ def test_every_staff_pattern_is_listed():
 
 
 def test_staff_views_live_in_the_staff_package():
-    for name, args, path in EXPECTED:
+    for name, _args, path in EXPECTED:
         module = resolve(path).func.__module__
         assert module.startswith(("guardians.staff.views.", "guardians.account_views")), (name, module)

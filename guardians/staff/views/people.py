@@ -113,21 +113,17 @@ def register_guardian(request: HttpRequest) -> HttpResponse:
 
 @staff_view()
 def person(request: HttpRequest, public_id) -> HttpResponse:
-    """The person's record. Opening it is audited (every staff view of a record is)."""
+    """The person's record. Opening it is audited (every staff view of a record is).
+
+    What the page offers is asked in the template (``{% staff_actions %}``, the one rule)."""
     found = _person_or_404(request, public_id)
     person_view_record(actor=Actor.from_request(request), person=found)
-    allowed = permissions.staff_actions_at(request.user, found.clinic_id)
     return render(
         request,
         "staff/person.html",
         {
             "p": selectors.person_page(found),
             "person": found,
-            "can_register": A.REGISTER in allowed,
-            "can_enroll": A.ENROLL in allowed,
-            "can_authorize": A.MANAGE_AUTHORIZATIONS in allowed,
-            "can_record": A.RECORD_RESULTS in allowed,
-            "can_photo": A.VIEW_SAMPLING_PHOTO in allowed,
             "nav": "people",
         },
     )

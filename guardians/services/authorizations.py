@@ -44,6 +44,9 @@ def authorization_check_request(
 ) -> tuple[dt.datetime, dt.datetime]:
     """Raise ServiceError unless the request may be registered; returns the validity window."""
     require_staff_can(actor, permissions.StaffAction.MANAGE_AUTHORIZATIONS, elder.clinic_id)
+    # The same-clinic rule lives here (not only in the workspace form), so every caller has it.
+    if guardian.clinic_id != elder.clinic_id:
+        raise NotPermitted("The guardian and the elder must be registered at the same clinic.")
     if guardian.pk == elder.pk:
         raise ServiceError("A person cannot be their own guardian.")
     if not elder.is_elder:

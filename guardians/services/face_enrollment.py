@@ -53,21 +53,26 @@ def face_enroll(
     *,
     actor: Actor,
     person: Person,
-    consent_text: str,
     images: Sequence[bytes] = (),
     samples: Sequence | None = None,
+    consent_id: int | None = None,
 ) -> FaceEnrollment:
-    """Build the person's template from one or more photos and store it encrypted.
+    """Build the person's template from one or more photos and store it encrypted, under a
+    current ``FaceConsent`` of this person (the separate biometric consent is required).
 
-    Photos are processed in memory and never stored; ``samples`` may be passed when the
-    caller already ran ``face_samples_from_images`` (e.g. in form validation). The template
-    is the mean embedding. Re-enrollment replaces the previous template, audited.
+    ``consent_id`` names the consent; without it the latest pending one is used
+    (``face_consent_pending``). No current, unused consent: ``ServiceError``, nothing written.
+    The consent row is locked, so one consent yields one enrollment. Photos are processed in
+    memory and never stored; ``samples`` may be passed when the caller already ran
+    ``face_samples_from_images`` (e.g. in form validation). The template is the mean
+    embedding. Re-enrollment replaces the previous template, audited.
     """
     from lookups import face_pipeline
 
     require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
-    if not consent_text.strip():
-        raise ServiceError("Record the person's biometric consent first.")
+    now = timezone.now()
+    if consent_id is None and face_consent_pending(person, now) is None:
+        raise ServiceError("Record the person's biometric consent first.")  # before any photo is read
     if samples is None:
         samples = face_samples_from_images(images)
     if not samples:
@@ -75,16 +80,29 @@ def face_enroll(
     template = face_pipeline.build_template(samples)
     with transaction.atomic():
         Person.objects.select_for_update().get(pk=person.pk)
+        if consent_id is None:
+            pending = face_consent_pending(person, now)
+            consent_id = pending.pk if pending is not None else None
+        consent = FaceConsent.objects.select_for_update().filter(pk=consent_id, person=person).first()
+        if consent is None or consent.used_at is not None:
+            raise ServiceError("Record the person's biometric consent first.")
+        if consent.recorded_at < now - dt.timedelta(minutes=FACE_CONSENT_VALID_MINUTES):
+            raise ServiceError(
+                f"The consent was recorded more than {FACE_CONSENT_VALID_MINUTES} minutes ago. Please record it again."
+            )
         replaced = FaceEnrollment.objects.filter(person=person).delete()[0] > 0
         enrollment = FaceEnrollment.objects.create(
             person=person,
             template_ciphertext=crypto.encrypt(face_pipeline.encode_template_bytes(template)),
             model_version=face_pipeline.MODEL_VERSION,
             sample_count=len(samples),
-            consent_text=consent_text.strip(),
-            consented_at=timezone.now(),
+            consent=consent,
+            consent_text=consent.consent_text,
+            consented_at=consent.recorded_at,
             enrolled_by=actor.user,
         )
+        consent.used_at = now
+        consent.save(update_fields=["used_at"])
         audit_record(
             actor=actor,
             action="face.enrolled",
@@ -182,25 +200,5 @@ def face_consent_pending(person: Person, now: dt.datetime | None = None) -> Face
 
 
 def face_enroll_with_consent(*, actor: Actor, person: Person, consent_id: int, samples: Sequence) -> FaceEnrollment:
-    """Enroll (or re-enroll) a face under a fresh, unused consent of this person, and link them.
-
-    The consent row is locked, so one consent yields one enrollment. ``samples`` come from
-    ``face_samples_from_images`` (quality-gated); the template is their mean.
-    """
-    require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
-    now = timezone.now()
-    with transaction.atomic():
-        consent = FaceConsent.objects.select_for_update().filter(pk=consent_id, person=person).first()
-        if consent is None or consent.used_at is not None:
-            raise ServiceError("Record the person's biometric consent first.")
-        if consent.recorded_at < now - dt.timedelta(minutes=FACE_CONSENT_VALID_MINUTES):
-            raise ServiceError(
-                f"The consent was recorded more than {FACE_CONSENT_VALID_MINUTES} minutes ago. Please record it again."
-            )
-        enrollment = face_enroll(actor=actor, person=person, consent_text=consent.consent_text, samples=samples)
-        enrollment.consent = consent
-        enrollment.consented_at = consent.recorded_at
-        enrollment.save(update_fields=["consent", "consented_at"])
-        consent.used_at = now
-        consent.save(update_fields=["used_at"])
-    return enrollment
+    """``face_enroll`` under the named consent (the workspace's step 2)."""
+    return face_enroll(actor=actor, person=person, consent_id=consent_id, samples=samples)

@@ -14,7 +14,7 @@ from lookups.audit import Actor, audit_record
 from lookups.oversight.notices import notice_authorization_changed
 
 from .. import permissions
-from ..models import Authorization, Person
+from ..models import Authorization, Person, RemovalRequest
 from .common import (  # noqa: F401
     BACKUP_CODE_COUNT,
     BACKUP_CODE_DIGITS,
@@ -165,6 +165,7 @@ def _authorization_end(
         require_staff_can(actor, permissions.StaffAction.MANAGE_AUTHORIZATIONS, authorization.clinic_id)
         if authorization.status not in allowed_from:
             raise IllegalState(f"This authorization is {authorization.status}; that change is not possible.")
+        old_status = authorization.status
         authorization.status = new_status
         authorization.ended_by = actor.user
         authorization.ended_at = timezone.now()
@@ -178,7 +179,12 @@ def _authorization_end(
             subject=authorization.elder,
             target=authorization,
             clinic=authorization.clinic,
-            details={"reason": reason[:300], "requested_by": requested_by},
+            details={
+                "reason": reason[:300],
+                "requested_by": requested_by,
+                "old_status": old_status,
+                "new_status": new_status,
+            },
         )
         if new_status == Authorization.Status.REVOKED:
             notice_authorization_changed(actor=actor, authorization=authorization, change="revoked")
@@ -225,6 +231,7 @@ def authorization_renew(*, actor: Actor, authorization_id: int, valid_until: dt.
             raise IllegalState(f"This authorization is {authorization.status}; it cannot be renewed.")
         if valid_until <= timezone.now():
             raise ServiceError("The new end date must be in the future.")
+        old_status, old_valid_until = authorization.status, authorization.valid_until
         authorization.status = S.ACTIVE
         authorization.valid_until = valid_until
         authorization.save(update_fields=["status", "valid_until"])
@@ -235,7 +242,12 @@ def authorization_renew(*, actor: Actor, authorization_id: int, valid_until: dt.
             subject=authorization.elder,
             target=authorization,
             clinic=authorization.clinic,
-            details={"valid_until": valid_until},
+            details={
+                "valid_until": valid_until,
+                "old_valid_until": old_valid_until,
+                "old_status": old_status,
+                "new_status": S.ACTIVE,
+            },
         )
     return authorization
 
@@ -248,13 +260,12 @@ def authorization_removal_request(*, actor: Actor, authorization_id: int, note: 
 
     Nothing changes on the authorization itself: staff must revoke it after checking the
     elder's ID in person (``authorization_revoke``). The request is an audit event
-    (``authorization.removal_requested``, clinic set) that the staff workspace lists. Only the
+    (``authorization.removal_requested``, clinic set) and a ``RemovalRequest`` row, which the
+    staff workspace lists. Only the
     elder of a pending, active or suspended authorization may ask. The authorization row is
     locked, so a request is recorded once per authorization: returns True when recorded now,
     False when it had already been requested.
     """
-    from lookups.models import AuditEvent
-
     S = Authorization.Status
     with transaction.atomic():
         try:
@@ -266,13 +277,10 @@ def authorization_removal_request(*, actor: Actor, authorization_id: int, note: 
             raise NotPermitted("No such authorization.")
         if authorization.status not in (S.PENDING, S.ACTIVE, S.SUSPENDED):
             raise IllegalState("This authorization has already ended.")
-        already = AuditEvent.objects.filter(
-            action=REMOVAL_REQUEST_ACTION,
-            target_type=Authorization._meta.label,
-            target_id=str(authorization.pk),
-        ).exists()
-        if already:
+        if RemovalRequest.objects.filter(authorization=authorization).exists():
             return False
+        note = (note or "").strip()[:300]
+        RemovalRequest.objects.create(authorization=authorization, requested_by=actor.user, note=note)
         audit_record(
             actor=actor,
             action=REMOVAL_REQUEST_ACTION,
@@ -280,6 +288,6 @@ def authorization_removal_request(*, actor: Actor, authorization_id: int, note: 
             subject=elder,
             target=authorization,
             clinic=authorization.clinic,
-            details={"guardian": authorization.guardian_id, "note": (note or "").strip()[:300]},
+            details={"guardian": authorization.guardian_id, "note": note},
         )
     return True

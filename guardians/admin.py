@@ -30,7 +30,7 @@ def clinic_ids_for(user: User) -> set[int] | None:
     if cached is False:
         ids = permissions.clinic_ids_where(user, permissions.StaffAction.READ_RECORDS)
         cached = None if ids is None else frozenset(ids)
-        user._kg_admin_clinic_ids = cached
+        setattr(user, "_kg_admin_clinic_ids", cached)  # noqa: B010  # a per-request memo, not a model field
     return None if cached is None else set(cached)
 
 

@@ -249,7 +249,7 @@ def audit_clinic_ids(user: User) -> set[int] | None:
     if cached is False:
         ids = clinic_ids_where(user, StaffAction.READ_AUDIT)
         cached = None if ids is None else frozenset(ids)
-        user._kinguard_audit_clinic_ids = cached
+        setattr(user, "_kinguard_audit_clinic_ids", cached)  # noqa: B010  # a per-request memo, not a model field
     return None if cached is None else set(cached)
 
 

@@ -118,7 +118,7 @@ AUTHORIZATION_VIEWS = {
 }
 
 
-def removal_requested_q() -> Exists:
+def removal_requested_q() -> Q:
     """Authorizations still in force whose elder asked for their removal (a ``RemovalRequest``)."""
     requested = RemovalRequest.objects.filter(authorization_id=OuterRef("pk"))
     S = Authorization.Status

@@ -117,7 +117,8 @@ def seed(guardian_count: int, baseline_count: int) -> dict:
             actor=desk, guardian=guardian, elder=elder, relationship="child", consent_basis="elder_present"
         )
         services.authorization_approve(actor=boss, authorization_id=authorization.pk)
-        services.face_enroll(actor=desk, person=guardian, samples=samples, consent_text="Load test consent.")
+        services.face_consent_record(actor=desk, person=guardian, consent_text="Load test consent.", given_by="person")
+        services.face_enroll(actor=desk, person=guardian, samples=samples)
         for days in (3, 40):
             result_record(
                 actor=desk,

@@ -9,7 +9,7 @@ no password echoed back (issue 10 item 3, issue 12).
 
 from __future__ import annotations
 
-from guardians.forms import AdminLoginForm
+from guardians.staff.forms import AdminLoginForm
 from lookups.oversight.admin_mixins import KinguardAdminSite as AuditedOTPAdminSite
 
 

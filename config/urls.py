@@ -17,7 +17,7 @@ urlpatterns = [
     path("accounts/login/", lookup_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("lookups/", include("lookups.urls")),
-    path("staff/", include("guardians.urls")),
+    path("staff/", include("guardians.staff.urls")),
     path("staff/", include("lookups.fhir.staff_urls")),  # results waiting for a registration
     path("staff/", include("lookups.lab_urls")),  # lab-file templates for the results import
     path("accounts/", include("guardians.account_urls")),

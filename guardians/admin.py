@@ -2,7 +2,7 @@
 
 One desk for writes: people, authorizations, face enrollments, OTP devices, memberships and
 results are changed in ``/staff/`` only. Here auditors, managers and staff *read* them, each
-queryset scoped by the same rule as the workspace (``permissions.staff_clinic_ids``; superusers
+queryset scoped by the one rule (``permissions.clinic_ids_where(user, READ_RECORDS)``; superusers
 see every clinic), so another clinic's object is absent from the list and its change, delete
 and history URLs answer 404. No page shows an OTP secret (TOTP key, ``otpauth://`` QR, static
 tokens) or links a private file.
@@ -25,14 +25,13 @@ from .models import Authorization, Clinic, FaceEnrollment, Person, StaffMembersh
 
 
 def clinic_ids_for(user: User) -> set[int] | None:
-    """The clinics whose records ``user`` reads in the admin; None: every clinic (superuser)."""
-    if user.is_active and user.is_superuser:
-        return None
-    cached = getattr(user, "_kg_admin_clinic_ids", None)  # one query per request, not per model
-    if cached is None:
-        cached = frozenset(permissions.staff_clinic_ids(user))
+    """The clinics whose records ``user`` reads in the admin (``READ_RECORDS``); None: every clinic."""
+    cached = getattr(user, "_kg_admin_clinic_ids", False)  # one query per request, not per model
+    if cached is False:
+        ids = permissions.clinic_ids_where(user, permissions.StaffAction.READ_RECORDS)
+        cached = None if ids is None else frozenset(ids)
         setattr(user, "_kg_admin_clinic_ids", cached)  # noqa: B010  # a per-request memo, not a model field
-    return set(cached)
+    return None if cached is None else set(cached)
 
 
 def scope(queryset: QuerySet, user: User, field: str) -> QuerySet:

@@ -163,6 +163,20 @@ class Authorization(models.Model):
         return self.status == self.Status.ACTIVE and self.valid_from <= when < self.valid_until
 
 
+class RemovalRequest(models.Model):
+    """The elder asked the clinic to remove one of their authorizations (a domain fact, audited
+    too). Nothing changes on the authorization: staff revoke it after an ID check in person.
+    One request per authorization (the one-to-one is the "recorded once" rule)."""
+
+    authorization = models.OneToOneField(Authorization, on_delete=models.PROTECT, related_name="removal_request")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    note = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"Removal requested for authorization {self.authorization_id}"
+
+
 class FaceEnrollment(models.Model):
     """The reference template of one person: a mean 128-d embedding, encrypted at rest.
 

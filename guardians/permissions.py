@@ -77,46 +77,16 @@ def can_act_for(user: User, elder: Person, at: dt.datetime | None = None) -> boo
     return authorization_for(user, elder, at) is not None
 
 
-# --- staff scope --------------------------------------------------------------------------
-
-
-def staff_clinic_ids(user: User, roles: tuple[str, ...] | None = None) -> set[int]:
-    if not user.is_authenticated or not user.is_active:
-        return set()
-    memberships = StaffMembership.objects.filter(user=user)
-    if roles:
-        memberships = memberships.filter(role__in=roles)
-    return set(memberships.values_list("clinic_id", flat=True))
-
-
-def is_staff_of(user: User, clinic: Clinic | int, roles: tuple[str, ...] | None = None) -> bool:
-    clinic_id = clinic if isinstance(clinic, int) else clinic.pk
-    return user.is_superuser or clinic_id in staff_clinic_ids(user, roles)
-
-
-def people_visible_to_staff(user: User) -> QuerySet[Person]:
-    if user.is_superuser:
-        return Person.objects.all()
-    return Person.objects.filter(clinic_id__in=staff_clinic_ids(user))
-
-
-def authorizations_visible_to_staff(user: User) -> QuerySet[Authorization]:
-    if user.is_superuser:
-        return Authorization.objects.all()
-    return Authorization.objects.filter(clinic_id__in=staff_clinic_ids(user))
-
-
-def can_manage_authorizations(user: User, clinic: Clinic | int) -> bool:
-    return is_staff_of(user, clinic, (StaffMembership.Role.STAFF, StaffMembership.Role.MANAGER))
-
-
-# --- staff workspace: role x action, scoped to the member's clinics -------------------------
+# --- staff: "may this user do ACTION at this clinic" -----------------------------------------
 #
-# A staff member acts only within the clinics they are a member of, with the rights of their
-# role *at that clinic*. Every queryset below and every single-object check (``staff_can``)
-# is built from ``ACTION_ROLES`` and the membership table, so a list never shows something
-# the detail page would refuse. Superusers are not special here: the workspace is for
-# clinic members (superusers use the admin).
+# One function (``staff_can``), one role table (``ACTION_ROLES``), one superuser rule
+# (``SUPERUSER_ACTIONS``). A staff member acts only within the clinics they are a member of,
+# with the rights of their role *at that clinic*. A superuser may do the oversight reads
+# (the read-only admin, the audit log and its anomaly flags) at every clinic, and nothing
+# else without a membership: the desk (``/staff/``) is for clinic members. Every queryset
+# below and every single-object check is built from these three, so a list never shows
+# something the detail page (or the service) would refuse, and the services enforce the
+# same answer the views use to choose what to show.
 
 
 class StaffAction:
@@ -126,73 +96,119 @@ class StaffAction:
     MANAGE_AUTHORIZATIONS = "manage_authorizations"  # register, approve, revoke, suspend, renew
     RECORD_RESULTS = "record_results"  # the result form and the CSV import
     VIEW_SAMPLING_PHOTO = "view_sampling_photo"  # with a typed reason, audited
+    READ_RECORDS = "read_records"  # the read-only admin (auditors' room)
+    READ_AUDIT = "read_audit"  # the audit log, access reports, exports, anomaly flags
 
 
 _DESK = (StaffMembership.Role.STAFF, StaffMembership.Role.MANAGER)
+_ALL_ROLES = (*_DESK, StaffMembership.Role.AUDITOR)
 ACTION_ROLES: dict[str, tuple[str, ...]] = {
-    StaffAction.VIEW: (*_DESK, StaffMembership.Role.AUDITOR),
+    StaffAction.VIEW: _ALL_ROLES,
     StaffAction.REGISTER: _DESK,
     StaffAction.ENROLL: _DESK,
     StaffAction.MANAGE_AUTHORIZATIONS: _DESK,
     StaffAction.RECORD_RESULTS: _DESK,
     StaffAction.VIEW_SAMPLING_PHOTO: _DESK,
+    StaffAction.READ_RECORDS: _ALL_ROLES,
+    StaffAction.READ_AUDIT: (StaffMembership.Role.AUDITOR, StaffMembership.Role.MANAGER),
 }
+
+# The one superuser rule: these actions at every clinic; any other only through a membership.
+SUPERUSER_ACTIONS: frozenset[str] = frozenset({StaffAction.READ_RECORDS, StaffAction.READ_AUDIT})
+
+
+def _clinic_id(clinic: Clinic | int) -> int:
+    return clinic if isinstance(clinic, int) else clinic.pk
+
+
+def _superuser_may(user: User, action: str) -> bool:
+    return user.is_superuser and action in SUPERUSER_ACTIONS
 
 
 def _workspace_clinic_ids_q(user: User, action: str) -> QuerySet[StaffMembership]:
-    """Subquery of the clinic ids where ``user`` may do ``action`` (no query of its own)."""
+    """Subquery of the clinic ids where ``user``'s memberships allow ``action`` (no query of its own)."""
     return StaffMembership.objects.filter(user_id=user.pk, role__in=ACTION_ROLES[action]).values("clinic_id")
 
 
-def staff_can(user: User, action: str, clinic: Clinic | int) -> bool:
-    """May ``user`` do ``action`` at ``clinic``? The single-object twin of the querysets below."""
-    if not user.is_authenticated or not user.is_active:
+def staff_can(user: User | None, action: str, clinic: Clinic | int) -> bool:
+    """May ``user`` do ``action`` at ``clinic``? The one answer; services enforce it."""
+    if user is None or not user.is_authenticated or not user.is_active:
         return False
-    clinic_id = clinic if isinstance(clinic, int) else clinic.pk
-    return StaffMembership.objects.filter(user_id=user.pk, clinic_id=clinic_id, role__in=ACTION_ROLES[action]).exists()
+    if _superuser_may(user, action):
+        return True
+    return StaffMembership.objects.filter(
+        user_id=user.pk, clinic_id=_clinic_id(clinic), role__in=ACTION_ROLES[action]
+    ).exists()
 
 
-def staff_actions_at(user: User, clinic: Clinic | int) -> frozenset[str]:
-    """Every action ``user`` may do at ``clinic``, in one query (same table as ``staff_can``)."""
-    if not user.is_authenticated or not user.is_active:
+def staff_actions_at(user: User | None, clinic: Clinic | int) -> frozenset[str]:
+    """Every action ``user`` may do at ``clinic``, in one query (exactly ``staff_can`` per action)."""
+    if user is None or not user.is_authenticated or not user.is_active:
         return frozenset()
-    clinic_id = clinic if isinstance(clinic, int) else clinic.pk
-    roles = set(StaffMembership.objects.filter(user_id=user.pk, clinic_id=clinic_id).values_list("role", flat=True))
-    return frozenset(action for action, allowed in ACTION_ROLES.items() if roles.intersection(allowed))
+    roles = set(
+        StaffMembership.objects.filter(user_id=user.pk, clinic_id=_clinic_id(clinic)).values_list("role", flat=True)
+    )
+    return frozenset(
+        action
+        for action, allowed in ACTION_ROLES.items()
+        if roles.intersection(allowed) or _superuser_may(user, action)
+    )
 
 
-def staff_clinics(user: User, action: str = StaffAction.VIEW) -> QuerySet[Clinic]:
+def clinic_ids_where(user: User | None, action: str) -> set[int] | None:
+    """The clinic ids where ``user`` may do ``action``; ``None`` means every clinic."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return set()
+    if _superuser_may(user, action):
+        return None
+    return set(_workspace_clinic_ids_q(user, action).values_list("clinic_id", flat=True))
+
+
+def staff_clinics(user: User | None, action: str = StaffAction.VIEW) -> QuerySet[Clinic]:
     """Clinics where ``user`` may do ``action``."""
-    if not user.is_authenticated or not user.is_active:
+    if user is None or not user.is_authenticated or not user.is_active:
         return Clinic.objects.none()
+    if _superuser_may(user, action):
+        return Clinic.objects.all()
     return Clinic.objects.filter(pk__in=_workspace_clinic_ids_q(user, action))
 
 
-def has_staff_workspace(user: User) -> bool:
-    """True when ``user`` is a member of at least one clinic (any role)."""
-    return staff_clinics(user).exists()
+def has_staff_workspace(user: User | None) -> bool:
+    """True when ``user`` may open ``/staff/`` at all: VIEW at one clinic (a membership, any role)."""
+    return staff_clinics(user, StaffAction.VIEW).exists()
+
+
+def is_staff_of(user: User, clinic: Clinic | int, roles: tuple[str, ...] | None = None) -> bool:
+    """Deprecated shim, kept only for ``lookups.services`` (``result_record``,
+    ``results_import_check``) until its split lands: there ``staff_can(user,
+    StaffAction.RECORD_RESULTS, clinic)``. Same table and superuser rule as ``staff_can``."""
+    wanted = tuple(roles) if roles else ACTION_ROLES[StaffAction.VIEW]
+    action = next((a for a, allowed in ACTION_ROLES.items() if allowed == wanted), StaffAction.VIEW)
+    return staff_can(user, action, clinic)
+
+
+def _scoped(queryset: QuerySet, user: User | None, action: str, field: str = "clinic_id") -> QuerySet:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return queryset.none()
+    if _superuser_may(user, action):
+        return queryset
+    return queryset.filter(**{f"{field}__in": _workspace_clinic_ids_q(user, action)})
 
 
 def staff_people(user: User, action: str = StaffAction.VIEW) -> QuerySet[Person]:
     """People of the clinics where ``user`` may do ``action``."""
-    if not user.is_authenticated or not user.is_active:
-        return Person.objects.none()
-    return Person.objects.filter(clinic_id__in=_workspace_clinic_ids_q(user, action))
+    return _scoped(Person.objects.all(), user, action)
 
 
 def staff_authorizations(user: User, action: str = StaffAction.VIEW) -> QuerySet[Authorization]:
-    if not user.is_authenticated or not user.is_active:
-        return Authorization.objects.none()
-    return Authorization.objects.filter(clinic_id__in=_workspace_clinic_ids_q(user, action))
+    return _scoped(Authorization.objects.all(), user, action)
 
 
 def staff_results(user: User, action: str = StaffAction.VIEW) -> QuerySet:
     """Test results recorded at the clinics where ``user`` may do ``action``."""
     from lookups.models import TestResult
 
-    if not user.is_authenticated or not user.is_active:
-        return TestResult.objects.none()
-    return TestResult.objects.filter(clinic_id__in=_workspace_clinic_ids_q(user, action))
+    return _scoped(TestResult.objects.all(), user, action)
 
 
 # --- an elder's view of their own authorizations ------------------------------------------
@@ -221,21 +237,20 @@ def is_elder_user(user: User) -> bool:
 
 # --- audit and oversight ------------------------------------------------------------------
 
-AUDIT_ROLES = (StaffMembership.Role.AUDITOR, StaffMembership.Role.MANAGER)
+AUDIT_ROLES = ACTION_ROLES[StaffAction.READ_AUDIT]
 
 
 def audit_clinic_ids(user: User) -> set[int] | None:
-    """Clinics whose audit log ``user`` may read: None means every clinic (superuser)."""
+    """Clinics whose audit log ``user`` may read (``READ_AUDIT``): None means every clinic."""
     if not user.is_authenticated or not user.is_active:
         return set()
-    if user.is_superuser:
-        return None
     # Cached on the user object, like Django's own permission cache: one query per request.
-    cached = getattr(user, "_kinguard_audit_clinic_ids", None)
-    if cached is None:
-        cached = frozenset(staff_clinic_ids(user, AUDIT_ROLES))
-        user._kinguard_audit_clinic_ids = cached
-    return set(cached)
+    cached = getattr(user, "_kinguard_audit_clinic_ids", False)
+    if cached is False:
+        ids = clinic_ids_where(user, StaffAction.READ_AUDIT)
+        cached = None if ids is None else frozenset(ids)
+        setattr(user, "_kinguard_audit_clinic_ids", cached)  # noqa: B010  # a per-request memo, not a model field
+    return None if cached is None else set(cached)
 
 
 def can_view_audit(user: User, clinic: Clinic | int | None = None) -> bool:

@@ -12,8 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import Cast
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.translation import gettext, gettext_lazy
@@ -23,7 +22,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from lookups.models import TestResult
 
 from . import permissions
-from .models import Authorization, FaceConsent, FaceEnrollment, IdentityCheck, Person
+from .models import Authorization, FaceConsent, FaceEnrollment, IdentityCheck, Person, RemovalRequest
 
 if TYPE_CHECKING:
     from .models import User
@@ -120,17 +119,8 @@ AUTHORIZATION_VIEWS = {
 
 
 def removal_requested_q() -> Q:
-    """Authorizations still in force whose elder asked for their removal (an audit event
-    ``authorization.removal_requested`` written by ``authorization_removal_request``)."""
-    from lookups.models import AuditEvent
-
-    from .services import REMOVAL_REQUEST_ACTION
-
-    requested = AuditEvent.objects.filter(
-        action=REMOVAL_REQUEST_ACTION,
-        target_type=Authorization._meta.label,
-        target_id=Cast(OuterRef("pk"), CharField()),
-    )
+    """Authorizations still in force whose elder asked for their removal (a ``RemovalRequest``)."""
+    requested = RemovalRequest.objects.filter(authorization_id=OuterRef("pk"))
     S = Authorization.Status
     return Exists(requested) & Q(status__in=(S.PENDING, S.ACTIVE, S.SUSPENDED))
 
@@ -205,3 +195,12 @@ def results_list(user: User, *, query: str = "") -> QuerySet[TestResult]:
 
 def result_for(user: User, pk: int, action: str = A.VIEW) -> TestResult | None:
     return permissions.staff_results(user, action).select_related("elder", "clinic").filter(pk=pk).first()
+
+
+def removal_requested_ids(authorization_ids) -> set[int]:
+    """Which of these authorizations the elder asked to remove (the ``RemovalRequest`` table)."""
+    return set(
+        RemovalRequest.objects.filter(authorization_id__in=list(authorization_ids)).values_list(
+            "authorization_id", flat=True
+        )
+    )

@@ -93,7 +93,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "elders": selectors.elders_for_dashboard(request.user),
             "recent": selectors.recent_lookups(request.user),
             "is_elder": permissions.is_elder_user(request.user),
-            "is_staff_user": bool(permissions.staff_clinic_ids(request.user)) or request.user.is_superuser,
+            "is_staff_user": permissions.has_staff_workspace(request.user),
         },
     )
 

@@ -116,9 +116,7 @@ def results(staff, elder):
 def enrolled_guardian(guardian, staff):
     """Guardian enrolled from three photos of person_01 (Obama); 04.jpg stays out (camera clip source)."""
     images = [face_bytes(f"person_01/0{i}.jpg") for i in (1, 2, 3)]
-    guardian_services.face_enroll(
-        actor=Actor.for_user(staff), person=guardian, images=images, consent_text="Test consent."
-    )
+    factories.enroll_face(staff, guardian, images)
     return guardian
 
 

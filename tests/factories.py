@@ -91,3 +91,10 @@ def make_result(staff: User, elder, **overrides):
     }
     values.update(overrides)
     return result_record(actor=Actor.for_user(staff), elder=elder, **values)
+
+
+def enroll_face(staff: User, person, images=(), *, samples=None, consent_text: str = "Test consent."):
+    """Record the biometric consent, then enroll the face under it (both through the services)."""
+    actor = Actor.for_user(staff)
+    services.face_consent_record(actor=actor, person=person, consent_text=consent_text, given_by="person")
+    return services.face_enroll(actor=actor, person=person, images=images, samples=samples)

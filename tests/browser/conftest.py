@@ -168,9 +168,7 @@ def family(transactional_db, live_server):
     guardian = factories.make_person(staff, clinic, "Li Wei", guardian=True, login=True)
     device = guardian_services.totp_device_create(actor=Actor.system("test"), user=guardian.user, confirmed=True)
     images = [face_bytes(f"person_01/0{i}.jpg") for i in (1, 2, 3)]
-    guardian_services.face_enroll(
-        actor=Actor.for_user(staff), person=guardian, images=images, consent_text="Test consent."
-    )
+    factories.enroll_face(staff, guardian, images)
     authorization = factories.make_active_authorization(staff, manager, guardian, elder)
     results = [
         factories.make_result(staff, elder, result="Negative"),

@@ -20,14 +20,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _enroll(person, staff):
+    from tests import factories
     from tests.conftest import face_bytes
 
-    return services.face_enroll(
-        actor=Actor.for_user(staff),
-        person=person,
-        images=[face_bytes("person_02/01.jpg")],
-        consent_text="Consent.",
-    )
+    return factories.enroll_face(staff, person, [face_bytes("person_02/01.jpg")], consent_text="Consent.")
 
 
 def test_retention_deletes_exactly_what_the_policy_says(

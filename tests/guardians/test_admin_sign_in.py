@@ -10,7 +10,7 @@ from django.urls import reverse
 from django_otp.admin import OTPAdminSite
 
 from config.admin_site import KinguardAdminSite
-from guardians.forms import AdminLoginForm
+from guardians.staff.forms import AdminLoginForm
 from lookups.models import AuditEvent
 from tests import factories
 from tests.conftest import totp_now

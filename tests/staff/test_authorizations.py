@@ -108,7 +108,12 @@ def test_revoke_records_whose_request_it_was(staff_client, staff, authorization,
     authorization.refresh_from_db()
     assert (authorization.status, authorization.end_requested_by, authorization.ended_by) == (S.REVOKED, who, staff)
     event = AuditEvent.objects.get(action="authorization.revoked")
-    assert event.details == {"reason": "Family decision", "requested_by": who}
+    assert event.details == {
+        "reason": "Family decision",
+        "requested_by": who,
+        "old_status": "active",
+        "new_status": "revoked",
+    }
 
 
 def test_revoke_without_requester_keeps_the_reason_typed(staff_client, authorization):

@@ -5,7 +5,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from guardians.models import Person
-from guardians.urls import urlpatterns
+from guardians.staff.urls import urlpatterns
 from lookups.models import TestResult
 from tests import factories
 

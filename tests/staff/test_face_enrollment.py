@@ -6,8 +6,8 @@ from django.urls import reverse
 
 from guardians import services
 from guardians.models import FaceConsent, FaceEnrollment
-from lookups.audit import Actor
 from lookups.models import AuditEvent
+from tests import factories
 from tests.conftest import face_bytes
 
 pytestmark = pytest.mark.django_db
@@ -137,9 +137,7 @@ def test_stale_consent_must_be_recorded_again(staff_client, staff, guardian):
 
 
 def test_withdrawn_consent_deletes_the_template_at_once(staff_client, staff, guardian):
-    services.face_enroll(
-        actor=Actor.for_user(staff), person=guardian, images=[face_bytes("person_02/01.jpg")], consent_text="ok"
-    )
+    factories.enroll_face(staff, guardian, [face_bytes("person_02/01.jpg")], consent_text="ok")
     url = reverse("staff:face_withdraw", args=[guardian.public_id])
     assert staff_client.post(url, {"reason": "  "}).status_code == 302
     assert FaceEnrollment.objects.filter(person=guardian).exists()  # a reason is required

@@ -20,11 +20,17 @@ EXPECTED_ROLES = {
     StaffAction.MANAGE_AUTHORIZATIONS: {"staff", "manager"},
     StaffAction.RECORD_RESULTS: {"staff", "manager"},
     StaffAction.VIEW_SAMPLING_PHOTO: {"staff", "manager"},
+    StaffAction.READ_RECORDS: {"staff", "manager", "auditor"},
+    StaffAction.READ_AUDIT: {"manager", "auditor"},
 }
+# Actions with a workspace page (the oversight reads live in the admin).
+DESK_ACTIONS = [a for a in ACTIONS if a not in (StaffAction.READ_RECORDS, StaffAction.READ_AUDIT)]
 
 
 def test_the_rule_table_is_the_documented_one():
     assert {action: set(roles) for action, roles in ACTION_ROLES.items()} == EXPECTED_ROLES
+    # The one superuser rule: oversight reads everywhere, nothing at the desk without a membership.
+    assert {StaffAction.READ_RECORDS, StaffAction.READ_AUDIT} == permissions.SUPERUSER_ACTIONS
 
 
 @pytest.fixture
@@ -63,6 +69,59 @@ def test_rule_and_querysets_agree(world, role, action, where):
     assert permissions.staff_authorizations(user, action).filter(pk=world["auth"].pk).exists() is allowed
     assert permissions.staff_results(user, action).filter(pk=world["result"].pk).exists() is allowed
     assert permissions.staff_clinics(user, action).filter(pk=world["clinic"].pk).exists() is allowed
+    assert (action in permissions.staff_actions_at(user, world["clinic"])) is allowed
+    ids = permissions.clinic_ids_where(user, action)
+    assert ids is not None and (world["clinic"].pk in ids) is allowed
+
+
+@pytest.mark.parametrize("member", [None, "staff", "auditor"])
+@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize("where", ["own", "other"])
+def test_superuser_rule(world, member, action, where):
+    """A superuser gets SUPERUSER_ACTIONS at every clinic; anything else only through a membership."""
+    if member is None:
+        user = factories.UserFactory(is_staff=True, is_superuser=True)
+    else:
+        user = factories.make_staff(world["clinic"], role=member, is_superuser=True)
+    by_membership = member is not None and where == "own" and member in EXPECTED_ROLES[action]
+    allowed = action in permissions.SUPERUSER_ACTIONS or by_membership
+    clinic = world["clinic"] if where == "own" else world["other"]
+    assert permissions.staff_can(user, action, clinic) is allowed
+    assert (action in permissions.staff_actions_at(user, clinic)) is allowed
+    assert permissions.staff_clinics(user, action).filter(pk=clinic.pk).exists() is allowed
+    ids = permissions.clinic_ids_where(user, action)
+    assert (ids is None) is (action in permissions.SUPERUSER_ACTIONS)
+    if where == "own":
+        assert permissions.staff_people(user, action).filter(pk=world["elder"].pk).exists() is allowed
+        assert permissions.staff_authorizations(user, action).filter(pk=world["auth"].pk).exists() is allowed
+
+
+def test_superuser_without_membership_has_no_workspace_anywhere(world, client):
+    from lookups.audit import Actor
+
+    user = factories.UserFactory(is_staff=True, is_superuser=True)
+    assert permissions.has_staff_workspace(user) is False
+    client.force_login(user)
+    assert client.get(reverse("lookups:dashboard")).context["is_staff_user"] is False
+    from guardians import services
+
+    with pytest.raises(services.NotPermitted):
+        services.backup_codes_issue(actor=Actor.for_user(user), person=world["guardian"])
+    with pytest.raises(services.NotPermitted):
+        services.authorization_suspend(
+            actor=Actor.for_user(user), authorization_id=world["auth"].pk, reason="x", requested_by="clinic"
+        )
+
+
+def test_inactive_and_anonymous_users_may_do_nothing(world):
+    from django.contrib.auth.models import AnonymousUser
+
+    user = factories.make_staff(world["clinic"], role="manager", is_superuser=True)
+    user.is_active = False
+    for action in ACTIONS:
+        assert permissions.staff_can(user, action, world["clinic"]) is False
+        assert permissions.staff_can(AnonymousUser(), action, world["clinic"]) is False
+        assert permissions.staff_can(None, action, world["clinic"]) is False
 
 
 def _request(client, action, w):
@@ -87,7 +146,7 @@ def _request(client, action, w):
 
 
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize("action", DESK_ACTIONS)
 @pytest.mark.parametrize("where", ["own", "other"])
 def test_pages_follow_the_rule(world, role, action, where):
     clinic = world["clinic"] if where == "own" else world["other"]

@@ -87,7 +87,7 @@ def test_guardian_account_cannot_use_the_staff_login(client, guardian, guardian_
 
 
 def _all_staff_urls(person, authorization, result):
-    from guardians.urls import urlpatterns
+    from guardians.staff.urls import urlpatterns
 
     args = {"public_id": person.public_id, "pk": authorization.pk}
     urls = []
@@ -199,7 +199,7 @@ def test_throttled_device_answers_as_a_wrong_password(staff):
 
 def test_wrong_password_still_runs_an_otp_verification(staff, monkeypatch):
     """The dummy TOTP runs when the password is wrong or the user unknown (the timing path)."""
-    from guardians import forms as staff_forms
+    from guardians.staff.forms import sign_in as staff_forms
 
     calls = []
     real = staff_forms._dummy_totp_verify

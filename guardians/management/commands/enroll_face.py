@@ -34,9 +34,10 @@ class Command(BaseCommand):
                 raise CommandError(f"{path}: no such file.")
             images.append(path.read_bytes())
         try:
-            enrollment = services.face_enroll(
-                actor=Actor.for_user(staff_user), person=person, images=images, consent_text=consent
-            )
+            actor = Actor.for_user(staff_user)
+            # The separate biometric consent is a record of its own; face_enroll requires it.
+            services.face_consent_record(actor=actor, person=person, consent_text=consent, given_by="person")
+            enrollment = services.face_enroll(actor=actor, person=person, images=images)
         except face_pipeline.ProbeRejected as exc:
             raise CommandError(f"{photos[getattr(exc, 'image_index', 0)]}: {exc.message}") from exc
         except services.ServiceError as exc:

@@ -165,11 +165,12 @@ class Command(BaseCommand):
             images = [p for p in images if (folder, p.name) not in {("person_01", "04.jpg"), ("person_04", "01.jpg")}]
             if not images:
                 continue
-            services.face_enroll(
+            services.face_consent_record(
                 actor=actor,
                 person=person,
-                images=[p.read_bytes() for p in images[:count]],
                 consent_text="Demo consent: template from the shared test face set.",
+                given_by="person",
             )
+            services.face_enroll(actor=actor, person=person, images=[p.read_bytes() for p in images[:count]])
             enrolled.append(f"{person.full_name} ({folder})")
         return enrolled

@@ -51,6 +51,20 @@ CHALLENGE_MESSAGES = {
 }
 
 
+#: What the page asks for each action (large, with an icon/animation per action).
+ACTION_PROMPTS = {
+    "blink": _("Blink slowly"),
+    "open_mouth": _("Open your mouth"),
+    "turn_left": _("Turn your head left"),
+    "turn_right": _("Turn your head right"),
+}
+
+
+def action_prompts(challenge: FaceChallenge) -> list[dict[str, str]]:
+    """``[{"action": "blink", "text": "Blink slowly"}, ...]`` in order, in the active language."""
+    return [{"action": a, "text": str(ACTION_PROMPTS.get(a, a))} for a in challenge.action_list]
+
+
 class ChallengeRefused(Exception):
     """The challenge cannot be issued or consumed. ``code`` is stable, ``str()`` is for people.
 

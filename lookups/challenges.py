@@ -160,6 +160,26 @@ def challenge_issue(lookup: LookupRequest, *, actor: Actor, now: dt.datetime | N
     return challenge
 
 
+def challenge_live(lookup: LookupRequest, *, now: dt.datetime | None = None) -> FaceChallenge | None:
+    """The lookup's unused, unexpired challenge, if any (a read: no lock, nothing written)."""
+    now = now or timezone.now()
+    return (
+        FaceChallenge.objects.filter(lookup=lookup, used_at__isnull=True, expires_at__gt=now)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def challenge_retake(lookup: LookupRequest, *, actor: Actor) -> FaceChallenge | None:
+    """The challenge for a retake on the same page: the live one, else a new one once the
+    page's challenge was used or expired. A lookup that never showed the page gets none (an
+    upload refused before any prompt writes nothing)."""
+    live = challenge_live(lookup)
+    if live is not None or not FaceChallenge.objects.filter(lookup=lookup).exists():
+        return live
+    return challenge_issue(lookup, actor=actor)
+
+
 def challenge_consume(
     lookup: LookupRequest, nonce: str, *, actor: Actor, now: dt.datetime | None = None
 ) -> tuple[str, ...]:

@@ -156,8 +156,9 @@ def _face_answer(request: HttpRequest, lookup: LookupRequest, *, error: str = ""
         if error and fresh.state == State.AWAITING_FACE:
             # A retake on the same page answers the live challenge (a new one once used).
             try:
-                challenge = challenges.challenge_issue(fresh, actor=Actor.from_request(request))
-                answer["challenge"] = {"nonce": challenge.nonce, "steps": challenges.action_prompts(challenge)}
+                challenge = challenges.challenge_retake(fresh, actor=Actor.from_request(request))
+                if challenge is not None:
+                    answer["challenge"] = {"nonce": challenge.nonce, "steps": challenges.action_prompts(challenge)}
             except challenges.ChallengeRefused as refusal:
                 answer["error"] = f"{error} {refusal}"
         return JsonResponse(answer, status=status)

@@ -165,3 +165,33 @@ def test_production_settings_refuse_a_fixed_challenge(monkeypatch):
     for name in ("config.settings.production", "config.settings.base"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     importlib.import_module("config.settings.production")  # without it, production starts
+
+
+def test_retake_reuses_the_live_challenge_and_replaces_a_used_one(lookup, actor):
+    assert challenges.challenge_retake(lookup, actor=actor) is None  # page never shown: nothing written
+    assert not FaceChallenge.objects.filter(lookup=lookup).exists()
+    shown = challenges.challenge_issue(lookup, actor=actor)
+    assert challenges.challenge_retake(lookup, actor=actor).pk == shown.pk
+    challenges.challenge_consume(lookup, shown.nonce, actor=actor)
+    again = challenges.challenge_retake(lookup, actor=actor)
+    assert again is not None and again.pk != shown.pk and again.used_at is None
+
+
+def test_face_page_shows_the_prompt_and_the_nonce_in_chinese(guardian_client, authorization, guardian_device, settings):
+    from django.urls import reverse
+
+    from tests.lookups.helpers import pass_otp, start_lookup
+
+    settings.KINGUARD_FACE_CHALLENGE_FIXED = "blink,turn_left"
+    lookup = start_lookup(guardian_client, authorization.elder)
+    pass_otp(guardian_client, lookup, guardian_device)
+    guardian_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    page = guardian_client.get(reverse("lookups:face", args=[lookup.pk])).content.decode()
+    challenge = FaceChallenge.objects.get(lookup=lookup)
+    assert f'name="challenge" value="{challenge.nonce}"' in page
+    assert page.index("请眨眨眼") < page.index("请向左转头")
+    assert "icon-blink" in page and "icon-turn_left" in page
+    assert "摄像头将录制约" in page
+    # A reload shows the same prompt (no new draw).
+    guardian_client.get(reverse("lookups:face", args=[lookup.pk]))
+    assert FaceChallenge.objects.filter(lookup=lookup).count() == 1

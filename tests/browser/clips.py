@@ -1,6 +1,7 @@
 """Fake-camera clips (y4m) built from the live captures, for Chromium's fake video device.
 
-``live_clip_y4m("clip_06", ping_pong(62, 82))`` turns frames of ``<faces>/live/clip_06/`` into a YUV4MPEG2 file with ffmpeg at 10 fps and returns its absolute path (Chromium needs an
+``live_clip_y4m("clip_06", ping_pong(62, 82))`` turns frames of ``<faces>/live/clip_06/``
+into a YUV4MPEG2 file with ffmpeg at 10 fps and returns its absolute path (Chromium needs an
 absolute path in ``--use-file-for-fake-video-capture``, and loops the file). The file goes to
 a cache directory outside the repository (``KINGUARD_CLIP_CACHE``, default
 ``<tmp>/kinguard-clips``): the footage is third-party and must never be copied into the repo.

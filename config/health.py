@@ -87,7 +87,8 @@ def _face_queue_depth() -> int | None:
 
     try:
         with app.connection_for_read() as conn:
-            return int(conn.default_channel.queue_declare(queue="face", passive=True).message_count)
+            channel: Any = conn.default_channel  # kombu's StdChannel type omits queue_declare
+            return int(channel.queue_declare(queue="face", passive=True).message_count)
     except Exception:
         logger.warning("readyz: face queue depth unavailable", exc_info=True)
         return None

@@ -86,7 +86,7 @@ def face_workers_alive(store: Any = None) -> int:
 class FaceWorkerHeartbeat(bootsteps.StartStopStep):
     """Worker bootstep: beat while consuming ``face`` (registered in ``config.celery``)."""
 
-    requires = {"celery.worker.components:Timer"}
+    requires = ("celery.worker.components:Timer",)
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)

@@ -15,7 +15,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Unit tests call task functions directly; publishing goes to an in-memory broker.
 # Integration tests start a real worker on Redis and override this.
 CELERY_BROKER_URL = env.str("TEST_CELERY_BROKER_URL", "memory://")
-CELERY_BROKER_TRANSPORT_OPTIONS: dict = (
+CELERY_BROKER_TRANSPORT_OPTIONS = (
     redis_transport_options() if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else {}
 )
 # Fault injection (tests/integration): while this file exists, a face check waits inside

@@ -22,6 +22,7 @@ from guardians import services as guardian_services
 
 from . import challenges, selectors, services
 from .audit import Actor
+from .fhir.selectors import results_mark_corrections
 from .forms import BURST_DURATION_MS, BURST_FRAMES, BURST_MAX_SIDE, FaceBurstForm, FacePhotoForm, LargeTextForm, OtpForm
 from .models import LookupRequest
 from .oversight.views import AuditedLoginView
@@ -291,7 +292,12 @@ def results(request: HttpRequest, lookup_id) -> HttpResponse:
     return render(
         request,
         "lookups/results.html",
-        {"lookup": view.lookup, "results": view.results, "step": 3, "clinic": selectors.clinic_of_lookup(view.lookup)},
+        {
+            "lookup": view.lookup,
+            "results": results_mark_corrections(view.results),
+            "step": 3,
+            "clinic": selectors.clinic_of_lookup(view.lookup),
+        },
     )
 
 

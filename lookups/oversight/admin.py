@@ -579,9 +579,39 @@ class AnomalyClinicFilter(ClinicFilter):
     pass
 
 
+def _column(field: str, title):
+    """A list column for a model field with a translated title (the fields have no verbose_name)."""
+
+    @admin.display(description=title, ordering=field)
+    def column(self, obj):
+        display = getattr(obj, f"get_{field}_display", None)
+        return display() if display else getattr(obj, field)
+
+    column.__name__ = f"{field}_col"
+    return column
+
+
 @admin.register(AnomalyFlag)
 class AnomalyFlagAdmin(AuditScopedAdmin):
-    list_display = ("created_at", "rule", "key", "count", "clinic", "status", "acknowledged_by", "resolved_by")
+    list_display = (
+        "created_at_col",
+        "rule_col",
+        "key_col",
+        "count_col",
+        "clinic_col",
+        "status_col",
+        "acknowledged_by_col",
+        "resolved_by_col",
+    )
+    list_display_links = ("created_at_col",)
+    created_at_col = _column("created_at", gettext_lazy("Created"))
+    rule_col = _column("rule", gettext_lazy("Rule"))
+    key_col = _column("key", gettext_lazy("What it is about"))
+    count_col = _column("count", gettext_lazy("Count"))
+    clinic_col = _column("clinic", gettext_lazy("Clinic"))
+    status_col = _column("status", gettext_lazy("Status"))
+    acknowledged_by_col = _column("acknowledged_by", gettext_lazy("Acknowledged by"))
+    resolved_by_col = _column("resolved_by", gettext_lazy("Resolved by"))
     list_filter = ("status", "rule", AnomalyClinicFilter)
     list_select_related = ("clinic", "acknowledged_by", "resolved_by")
     show_facets = admin.ShowFacets.NEVER
@@ -657,7 +687,23 @@ class AnomalyFlagAdmin(AuditScopedAdmin):
 
 @admin.register(Notice)
 class NoticeAdmin(AuditScopedAdmin):
-    list_display = ("created_at", "kind", "person", "status", "attempts", "email_sent_at", "sms_sent_at")
+    list_display = (
+        "created_at_col",
+        "kind_col",
+        "person_col",
+        "status_col",
+        "attempts_col",
+        "email_sent_at_col",
+        "sms_sent_at_col",
+    )
+    list_display_links = ("created_at_col",)
+    created_at_col = _column("created_at", gettext_lazy("Created"))
+    kind_col = _column("kind", gettext_lazy("Kind"))
+    person_col = _column("person", gettext_lazy("Person"))
+    status_col = _column("status", gettext_lazy("Status"))
+    attempts_col = _column("attempts", gettext_lazy("Attempts"))
+    email_sent_at_col = _column("email_sent_at", gettext_lazy("E-mail sent"))
+    sms_sent_at_col = _column("sms_sent_at", gettext_lazy("SMS sent"))
     list_filter = ("status", "kind")
     list_select_related = ("person",)
     show_facets = admin.ShowFacets.NEVER

@@ -157,3 +157,25 @@ def test_action_labels_are_translated_and_unknown_codes_shown_as_is():
         assert action_label("no.such_action") == "no.such_action"
     with translation.override("en"):
         assert action_label("authorization.revoked") == "Authorization revoked"
+
+
+@pytest.mark.django_db
+def test_anomaly_and_notice_list_column_titles_are_translated(zh_auditor_client, clinic):
+    from django.utils import timezone
+
+    from lookups.models import AnomalyFlag
+
+    now = timezone.now()
+    AnomalyFlag.objects.create(
+        rule=AnomalyFlag.Rule.values[0], key="user:1", window_start=now, window_end=now, clinic=clinic
+    )
+    page = zh_auditor_client.get(reverse("admin:lookups_anomalyflag_changelist")).content.decode()
+    titles = re.findall(
+        r'<th scope="col"[^>]*>.*?<a [^>]*>([^<]+)</a>|<th scope="col"[^>]*>\s*<div class="text"><span>([^<]+)</span>',
+        page,
+        re.S,
+    )
+    titles = [a or b for a, b in titles]
+    assert "创建时间" in titles and "规则" in titles and "确认人" in titles, titles
+    for english in ("Created", "Rule", "Key", "Count", "Acknowledged by", "Resolved by", "Created at"):
+        assert english not in titles, titles

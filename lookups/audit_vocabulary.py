@@ -46,6 +46,8 @@ class AuditAction(models.TextChoices):
     FACE_VERDICT = "face.verdict", _("Face check result")
     FACE_NOT_QUEUED = "face.not_queued", _("Face check not queued")
     FACE_EXPIRED = "face.expired", _("Face check expired")
+    FACE_CHALLENGE_ISSUED = "face.challenge_issued", _("Liveness prompt issued")
+    FACE_CHALLENGE_REFUSED = "face.challenge_refused", _("Liveness prompt refused")
     LOOKUP_GRANTED = "lookup.granted", _("Lookup granted")
     LOOKUP_DENIED = "lookup.denied", _("Lookup denied")
     LOOKUP_CANCELLED = "lookup.cancelled", _("Lookup cancelled")
@@ -134,6 +136,8 @@ INFO: dict[AuditAction, ActionInfo] = {
     A.FACE_VERDICT: _info("authentication"),
     A.FACE_NOT_QUEUED: _info("authentication"),
     A.FACE_EXPIRED: _info("authentication"),
+    A.FACE_CHALLENGE_ISSUED: _info("authentication"),
+    A.FACE_CHALLENGE_REFUSED: _info("authentication"),
     A.LOOKUP_GRANTED: _info("query", _E, _L),
     A.LOOKUP_DENIED: _info("query", _E, _L),
     A.LOOKUP_CANCELLED: _info("query", _E, _L),

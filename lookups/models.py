@@ -167,6 +167,34 @@ class FaceCheck(models.Model):
         return f"Face check {self.id} ({self.state} {self.outcome})"
 
 
+class FaceChallenge(models.Model):
+    """The prompted-liveness challenge the server chose for one face attempt (issue 11).
+
+    Issued when the face step is shown (``lookups.challenges.challenge_issue``), named by the
+    upload (``nonce``) and consumed exactly once (``used_at``) by ``challenge_consume``; a
+    nonce of another lookup, an expired or a used one is refused. ``actions`` is the
+    comma-separated, ordered list of ``lookups.faces.ACTIONS`` to perform, e.g. "blink,turn_left".
+    No face data is stored here.
+    """
+
+    lookup = models.ForeignKey(LookupRequest, on_delete=models.CASCADE, related_name="face_challenges")
+    nonce = models.CharField(max_length=64, unique=True, editable=False)
+    actions = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["lookup", "-created_at"], name="face_challenge_lookup_idx")]
+
+    def __str__(self) -> str:
+        return f"Face challenge {self.actions} for {self.lookup_id}"
+
+    @property
+    def action_list(self) -> list[str]:
+        return [a for a in self.actions.split(",") if a]
+
+
 def refuse(
     name: str,
     operation: pgtrigger.Operation,

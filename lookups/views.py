@@ -20,10 +20,10 @@ from django.views.i18n import set_language
 from guardians import permissions
 from guardians import services as guardian_services
 
-from . import selectors, services
+from . import challenges, selectors, services
 from .audit import Actor
 from .fhir.selectors import results_mark_corrections
-from .forms import BURST_DURATION_MS, BURST_FRAMES, FaceBurstForm, FacePhotoForm, LargeTextForm, OtpForm
+from .forms import BURST_DURATION_MS, BURST_FRAMES, BURST_MAX_SIDE, FaceBurstForm, FacePhotoForm, LargeTextForm, OtpForm
 from .models import LookupRequest
 from .oversight.views import AuditedLoginView
 from .session_binding import session_binding
@@ -153,7 +153,16 @@ def _face_answer(request: HttpRequest, lookup: LookupRequest, *, error: str = ""
     fresh = _lookup_or_404(request, lookup.pk)
     next_url = _step_url(fresh)
     if _wants_json(request):
-        return JsonResponse({"ok": not error, "error": error, "next": next_url}, status=status)
+        answer = {"ok": not error, "error": error, "next": next_url}
+        if error and fresh.state == State.AWAITING_FACE:
+            # A retake on the same page answers the live challenge (a new one once used).
+            try:
+                challenge = challenges.challenge_retake(fresh, actor=Actor.from_request(request))
+                if challenge is not None:
+                    answer["challenge"] = {"nonce": challenge.nonce, "steps": challenges.action_prompts(challenge)}
+            except challenges.ChallengeRefused as refusal:
+                answer["error"] = f"{error} {refusal}"
+        return JsonResponse(answer, status=status)
     if error:
         messages.error(request, error)
     return redirect(next_url)
@@ -192,6 +201,11 @@ def face(request: HttpRequest, lookup_id) -> HttpResponse:
                 error = _("Please take or choose a photo of your face.")
         if images:
             try:
+                # CHALLENGE-WIRING (issue 11): the single call site. Once the face service
+                # (lsvc: lookups/services/face_checks.py) accepts it, add
+                # ``challenge_nonce=request.POST.get("challenge", "")`` (the nonce the page was
+                # shown); the service consumes it with ``lookups.challenges.challenge_consume``
+                # and hands the actions to the worker's ``faces.check_capture``.
                 services.lookup_submit_face(
                     actor=Actor.from_request(request),
                     session_binding=session_binding(request),
@@ -204,18 +218,28 @@ def face(request: HttpRequest, lookup_id) -> HttpResponse:
                         {"ok": False, "error": _("Face checking is unavailable right now."), "next": ""}, status=503
                     )
                 return render(request, "lookups/unavailable.html", {"lookup": lookup}, status=503)
-            except services.LookupRefused as refusal:
+            except (services.LookupRefused, challenges.ChallengeRefused) as refusal:
                 return _face_answer(request, lookup, error=_refusal_text(refusal), status=400)
             return _face_answer(request, lookup)
         if error:
             return _face_answer(request, lookup, error=error, status=400)
+    challenge, challenge_error = None, ""
+    try:  # the server chooses what the person must do; a reload shows the same live prompt
+        challenge = challenges.challenge_issue(lookup, actor=Actor.from_request(request))
+    except challenges.ChallengeRefused as refusal:
+        challenge_error = str(refusal)
     context = {
         "lookup": lookup,
+        "challenge": challenge,
+        "challenge_prompts": challenges.action_prompts(challenge) if challenge else [],
+        "challenge_error": challenge_error,
+        "burst_max_side": BURST_MAX_SIDE,
         "form": photo_form,
         "step": 2,
         "allow_still_upload": allow_still,
         "burst_frames": BURST_FRAMES,
         "burst_duration_ms": BURST_DURATION_MS,
+        "burst_seconds": formats.number_format(BURST_DURATION_MS / 1000, 1),
         "clinic": selectors.clinic_of_lookup(lookup),
         "last_check": selectors.last_face_check(lookup),
         "retry_at": services.face_retry_not_before(request.user),

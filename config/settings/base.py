@@ -208,6 +208,13 @@ KINGUARD_FACE_THRESHOLD = (
     env.float("KINGUARD_FACE_THRESHOLD") if env.str("KINGUARD_FACE_THRESHOLD", "").strip() else None
 )
 KINGUARD_ALLOW_STILL_UPLOAD = env_bool("KINGUARD_ALLOW_STILL_UPLOAD", True)
+# Prompted liveness (issue 11): a challenge is valid this long after the face step shows it.
+KINGUARD_FACE_CHALLENGE_SECONDS = env.int("KINGUARD_FACE_CHALLENGE_SECONDS", 60)
+# At most this many challenges per lookup (reloading the page until a recorded video's
+# actions come up is an attack; a live challenge is shown again on reload, not replaced).
+KINGUARD_FACE_CHALLENGES_PER_LOOKUP = env.int("KINGUARD_FACE_CHALLENGES_PER_LOOKUP", 8)
+# Tests only: a fixed challenge such as "blink" or "open_mouth,turn_left". Production refuses it.
+KINGUARD_FACE_CHALLENGE_FIXED = env.str("KINGUARD_FACE_CHALLENGE_FIXED", "")
 # /readyz answers from checks at most this old (config.health).
 KINGUARD_READYZ_CACHE_SECONDS = env.float("KINGUARD_READYZ_CACHE_SECONDS", 5.0)
 

@@ -77,7 +77,7 @@ def test_total_pixels_per_capture_are_capped():
 
 def test_frames_are_counted():
     with pytest.raises(capture_budget.CaptureOverBudget) as exc:
-        capture_budget.check_capture([camera_frame((64, 48))] * (face_pipeline.MAX_BURST_FRAMES + 1))
+        capture_budget.check_capture([camera_frame((64, 48))] * (capture_budget.MAX_CAPTURE_FRAMES + 1))
     assert exc.value.code == "too_many_frames"
 
 
@@ -88,9 +88,9 @@ def test_unreadable_header_is_refused_without_decoding():
 
 
 def test_what_the_page_sends_fits_with_margin():
-    """camera.js asks for 640x480; a phone's nearest mode (up to 1920x1080, portrait too) passes."""
-    for size in [(640, 480), (480, 640), (1280, 720), (1920, 1080), (1080, 1920)]:
-        capture_budget.check_capture([camera_frame(size)] * 5)
+    """camera.js downscales to <= 640 px (any aspect, portrait too): the most frames fit."""
+    for size in [(640, 480), (480, 640), (640, 360), (360, 640), (640, 640)]:
+        capture_budget.check_capture([camera_frame(size)] * capture_budget.MAX_CAPTURE_FRAMES)
 
 
 def test_concurrent_oversize_bursts_are_each_refused_fast(huge_png, count_decodes):

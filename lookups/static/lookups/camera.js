@@ -1,5 +1,6 @@
-// Face step: live camera with a framing guide and hints, then a burst of JPEG frames
-// posted in one multipart form (field "frames"). Falls back to the upload form when the
+// Face step: live camera with a framing guide and hints; the server's challenge (two actions,
+// issue 11) shown large, then ~3.5 s of JPEG frames at 10 fps (<= 640 px) posted in one
+// multipart form (field "frames", with the challenge nonce in field "challenge"). Falls back to the upload form when the
 // camera cannot be used. No inline script: texts come from data-msg-* attributes.
 (function () {
   "use strict";
@@ -19,8 +20,11 @@
   var reason = document.getElementById("fallback-reason");
   var canvas = document.getElementById("camera-canvas");
   var form = document.getElementById("burst-form");
-  var frameCount = parseInt(section.getAttribute("data-frames"), 10) || 5;
-  var duration = parseInt(section.getAttribute("data-duration"), 10) || 2000;
+  var frameCount = parseInt(section.getAttribute("data-frames"), 10) || 35;
+  var duration = parseInt(section.getAttribute("data-duration"), 10) || 3500;
+  var maxSide = parseInt(section.getAttribute("data-max-side"), 10) || 640;
+  var nonce = section.getAttribute("data-challenge") || "";
+  var steps = Array.prototype.slice.call(section.querySelectorAll(".challenge-step"));
   var stream = null;
   var hintTimer = null;
   var busy = false;
@@ -127,40 +131,78 @@
     }).catch(cameraError);
   }
 
+  // One frame from the video, downscaled to at most maxSide px on its long side, as JPEG.
+  // The canvas is copied when toBlob is called, so the next frame can be drawn at once.
   function grabFrame() {
     return new Promise(function (resolve, reject) {
-      canvas.width = video.videoWidth;
-      canvas.height = video.videoHeight;
+      var vw = video.videoWidth, vh = video.videoHeight;
+      var scale = Math.min(1, maxSide / Math.max(vw, vh, 1));
+      canvas.width = Math.max(1, Math.round(vw * scale));
+      canvas.height = Math.max(1, Math.round(vh * scale));
       canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
       canvas.toBlob(function (blob) { if (blob) { resolve(blob); } else { reject(new Error("no frame")); } },
-        "image/jpeg", 0.92);
+        "image/jpeg", 0.85);
     });
   }
 
   function wait(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
 
+  // The server's challenge: show the step the person should do now, large, and mark it.
+  function showStep(index) {
+    steps.forEach(function (item, n) {
+      item.classList.toggle("now", n === index);
+      item.classList.toggle("done", n < index);
+    });
+    var item = steps[index];
+    prompt.textContent = item ? item.querySelector(".challenge-text").textContent : msg("recording");
+    prompt.classList.add("big");
+  }
+
+  // A retake gets the server's live challenge (a new one once the last was used).
+  function setChallenge(challenge) {
+    nonce = challenge.nonce || "";
+    section.setAttribute("data-challenge", nonce);
+    var field = form.querySelector("input[name=challenge]");
+    if (field) { field.value = nonce; }
+    (challenge.steps || []).forEach(function (step, n) {
+      var item = steps[n];
+      if (!item) { return; }
+      item.setAttribute("data-action", step.action);
+      item.querySelector(".challenge-icon").className = "challenge-icon icon-" + step.action;
+      item.querySelector(".challenge-text").textContent = step.text;
+    });
+    section.setAttribute("data-actions", (challenge.steps || []).map(function (s) { return s.action; }).join(","));
+  }
+
   function capture() {
-    if (busy || !stream) { return; }
+    if (busy || !stream || !nonce) { return; }
     busy = true;
     captureButton.disabled = true;
-    prompt.textContent = msg("blink");
     hint.textContent = "";
     errorLine.hidden = true;
-    var frames = [];
-    var interval = duration / Math.max(frameCount - 1, 1);
-    var chain = wait(600);
-    for (var n = 1; n <= frameCount; n++) {
-      chain = chain.then((function (index) {
-        return function () {
-          statusLine.textContent = msg("frame").replace("%(n)s", index).replace("%(total)s", frameCount);
-          return grabFrame().then(function (blob) {
-            frames.push(blob);
-            return index < frameCount ? wait(interval) : null;
-          });
-        };
-      })(n));
-    }
+    var pending = [];
+    var interval = duration / frameCount;  // ~100 ms: 10 frames per second
+    var perStep = Math.ceil(frameCount / Math.max(steps.length, 1));
+    showStep(0);
+    var chain = wait(800).then(function () {
+      var started = performance.now();
+      return new Promise(function (resolve) {
+        function tick(index) {
+          if (index >= frameCount) { resolve(); return; }
+          if (index % perStep === 0) { showStep(Math.floor(index / perStep)); }
+          statusLine.textContent = msg("recording");
+          pending.push(grabFrame());
+          var next = started + (index + 1) * interval;
+          setTimeout(function () { tick(index + 1); }, Math.max(0, next - performance.now()));
+        }
+        tick(0);
+      });
+    }).then(function () { return Promise.all(pending); });
+    var frames = null;
+    chain = chain.then(function (blobs) { frames = blobs; });
     chain.then(function () {
+      steps.forEach(function (item) { item.classList.remove("now", "done"); });
+      prompt.classList.remove("big");
       prompt.textContent = "";
       statusLine.textContent = msg("sending");
       var body = new FormData(form);
@@ -187,8 +229,9 @@
       statusLine.textContent = "";
       errorLine.textContent = answer.error || msg("neterror");
       errorLine.hidden = false;
+      if (answer.challenge) { setChallenge(answer.challenge); }
       busy = false;
-      captureButton.disabled = false;
+      captureButton.disabled = !nonce;
     }).catch(function () {
       prompt.textContent = "";
       statusLine.textContent = "";

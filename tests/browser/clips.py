@@ -1,0 +1,102 @@
+"""Fake-camera clips (y4m) built from the live captures, for Chromium's fake video device.
+
+``live_clip_y4m("clip_06", ping_pong(62, 82))`` turns frames of ``<faces>/live/clip_06/``
+into a YUV4MPEG2 file with ffmpeg at 10 fps and returns its absolute path (Chromium needs an
+absolute path in ``--use-file-for-fake-video-capture``, and loops the file). The file goes to
+a cache directory outside the repository (``KINGUARD_CLIP_CACHE``, default
+``<tmp>/kinguard-clips``): the footage is third-party and must never be copied into the repo.
+A clip is built once per (clip, frame order, size) and reused; it is written to a temporary name
+and renamed, so a parallel or interrupted build never leaves a half file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from tests.browser.conftest import missing
+from tests.conftest import require_faces
+
+FPS = 10
+
+
+def cache_dir() -> Path:
+    root = Path(os.environ.get("KINGUARD_CLIP_CACHE") or Path(tempfile.gettempdir()) / "kinguard-clips")
+    repo = Path(__file__).resolve().parents[2]
+    if root.resolve().is_relative_to(repo):
+        raise ValueError(f"KINGUARD_CLIP_CACHE={root} is inside the repository; live footage must stay out of it")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def live_frames(clip: str) -> list[Path]:
+    folder = require_faces() / "live" / clip
+    frames = sorted(folder.glob("[0-9][0-9][0-9].jpg"))
+    if not frames:
+        missing(f"live clip {folder} not found (see {require_faces() / 'live' / 'README.md'})")
+    return frames
+
+
+def ping_pong(first: int, last: int) -> list[int]:
+    """Frames first…last…first+1: loops without a cut (Chromium loops the file), so every
+    window of the capture is continuous motion; a reversed blink is still a blink."""
+    forward = list(range(first, last + 1))
+    return forward + forward[-2:0:-1]
+
+
+def live_clip_y4m(clip: str, sequence: Sequence[int] | None = None, *, width: int = 640) -> Path:
+    """Absolute path of a y4m of ``clip``'s frames in ``sequence`` order (1-based; all by default).
+
+    Scaled to ``width`` px wide (even height), yuv420p, 10 fps: what ``camera.js`` would get
+    from a 640 px webcam.
+    """
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        missing("ffmpeg is not installed (apt-get install -y ffmpeg)")
+    available = live_frames(clip)
+    order = list(sequence) if sequence is not None else list(range(1, len(available) + 1))
+    if not order or min(order) < 1 or max(order) > len(available):
+        raise ValueError(f"{clip} has {len(available)} frames; asked for {order[:3]}…")
+    spec = f"{available[0].parent.resolve()}|{','.join(map(str, order))}|{width}|{FPS}"
+    key = hashlib.sha256(spec.encode()).hexdigest()[:12]
+    target = cache_dir() / f"{clip}-{len(order)}f-{width}-{key}.y4m"
+    if target.is_file() and target.stat().st_size > 0:
+        return target.resolve()
+    partial = target.with_suffix(f".{os.getpid()}.part.y4m")
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as staging:
+        for index, number in enumerate(order, start=1):  # links, not copies, in time order
+            os.symlink(available[number - 1].resolve(), Path(staging) / f"{index:04d}.jpg")
+        command = [
+            ffmpeg,
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-framerate",
+            str(FPS),
+            "-i",
+            str(Path(staging) / "%04d.jpg"),
+            "-vf",
+            f"scale={width}:-2",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "yuv4mpegpipe",
+            str(partial),
+        ]
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=120)  # noqa: S603 - fixed argv
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+    return target.resolve()
+
+
+def y4m_header(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return handle.readline().decode("ascii").strip()

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lookups import face_pipeline as fp  # noqa: E402
 from lookups import faces  # noqa: E402
+from lookups.faces import liveness  # noqa: E402
 
 SETS = {
     "tune": (["person_02", "person_03", "person_04"], ["clip_00", "clip_03", "clip_06", "clip_10"]),
@@ -46,7 +47,7 @@ CACHE = Path("/tmp/kg_liveness_bench")
 
 def _coeffs(dst_quad: np.ndarray, src_quad: np.ndarray) -> tuple[float, ...]:
     """PIL PERSPECTIVE coefficients mapping output points dst_quad to input points src_quad."""
-    h = faces._homography(dst_quad, src_quad)
+    h = liveness._homography(dst_quad, src_quad)
     h = h / h[2, 2]
     return tuple(float(x) for x in h.ravel()[:8])
 
@@ -161,7 +162,7 @@ def main() -> None:
             extra = ""
             if samples is not None:
                 plan = faces.capture_planarity(samples)
-                brk = faces._continuity_break(samples)
+                brk = liveness._continuity_break(samples)
                 extra = f" planar={plan:.4f} break={brk}"
             outcomes = []
             for action in faces.ACTIONS:

@@ -89,7 +89,8 @@ MOUTH_MIN_OPEN = 0.25
 #: for TURN_HOLD consecutive frames. Live turns: 0.10-0.20; tilted photos: at most 0.051.
 TURN_DELTA = 0.08
 TURN_HOLD = 2
-BEST_FRAMES = 5
+#: Frames embedded per capture (each costs about one single-photo check's encoder run).
+BEST_FRAMES = 3
 #: Fewer frames than this cannot show an action (the page sends 30-40).
 MIN_FRAMES = 5
 
@@ -134,11 +135,14 @@ def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
     ps, ts = norm(src)
     pd, td = norm(dst)
-    rows = []
-    for (x, y, _), (u, v, _) in zip(ps, pd, strict=True):
-        rows.append([-x, -y, -1.0, 0.0, 0.0, 0.0, u * x, u * y, u])
-        rows.append([0.0, 0.0, 0.0, -x, -y, -1.0, v * x, v * y, v])
-    _, _, vt = np.linalg.svd(np.asarray(rows))
+    x, y, u, v = ps[:, 0], ps[:, 1], pd[:, 0], pd[:, 1]
+    zero, one = np.zeros_like(x), np.ones_like(x)
+    a = np.empty((2 * len(x), 9))
+    a[0::2] = np.stack([-x, -y, -one, zero, zero, zero, u * x, u * y, u], axis=1)
+    a[1::2] = np.stack([zero, zero, zero, -x, -y, -one, v * x, v * y, v], axis=1)
+    # the null vector of A: the eigenvector of the 9 x 9 A^T A with the smallest eigenvalue
+    _, vecs = np.linalg.eigh(a.T @ a)
+    vt = vecs.T[::-1]
     h = vt[-1].reshape(3, 3)
     return np.linalg.inv(td) @ h @ ts
 

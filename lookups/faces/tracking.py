@@ -39,7 +39,7 @@ SEARCH_SCALE = 2.2
 #: The search crop is scaled so the last face is about this many pixels high.
 TRACK_FACE_PX = 110
 #: Whole-frame rescan (upsample 0) every this many frames, for a second face.
-FULL_SCAN_EVERY = 10
+FULL_SCAN_EVERY = 15
 
 
 class TrackBreak(Exception):

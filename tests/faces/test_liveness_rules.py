@@ -77,7 +77,7 @@ def test_box_jump_is_a_break() -> None:
     lm = _face(rng)
     steady = [_sample(lm, (100 + i, 300 + i, 300 + i, 100 + i)) for i in range(6)]
     assert liveness._continuity_break(steady) is None
-    jumped = steady[:3] + [_sample(lm, (100, 500, 300, 300))] + steady[3:]
+    jumped = steady[:3] + [_sample(lm, (100, 620, 300, 420))] + steady[3:]
     assert liveness._continuity_break(jumped) == 3
     rescaled = steady[:3] + [_sample(lm, (100, 420, 400, 100))]
     assert liveness._continuity_break(rescaled) == 3

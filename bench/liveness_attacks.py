@@ -32,9 +32,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lookups import face_pipeline as fp  # noqa: E402
 from lookups import faces  # noqa: E402
 from lookups.faces import liveness  # noqa: E402
+from lookups.faces.calibration import default_faces_dir  # noqa: E402
+from lookups.faces.detection import FaceSample, detect_single_face  # noqa: E402
+from lookups.faces.errors import ProbeRejected  # noqa: E402
+from lookups.faces.images import load_probe_image  # noqa: E402
+from lookups.faces.matching import DEFAULT_THRESHOLD, MODEL_VERSION  # noqa: E402
 
 SETS = {
     "tune": (["person_02", "person_03", "person_04"], ["clip_00", "clip_03", "clip_06", "clip_10"]),
@@ -64,7 +68,7 @@ def _place(photo: Image.Image, quad: np.ndarray, rng: np.random.Generator) -> np
     bg.paste(warped, (0, 0), mask)
     buf = io.BytesIO()
     bg.save(buf, "JPEG", quality=85)
-    return fp.load_probe_image(buf.getvalue())
+    return load_probe_image(buf.getvalue())
 
 
 def _plane_quad(size: tuple[int, int], t: float, kind: str) -> np.ndarray:
@@ -106,18 +110,18 @@ def attack_frames(photos: list[Image.Image], kind: str, seed: int) -> list[np.nd
     return frames
 
 
-def _detect_all(frames: list[np.ndarray]) -> tuple[list[fp.FaceSample] | None, str | None, float]:
+def _detect_all(frames: list[np.ndarray]) -> tuple[list[FaceSample] | None, str | None, float]:
     t0 = time.process_time()
     samples = []
     try:
         for fr in frames:
-            samples.append(fp.detect_single_face(fr))
-    except fp.ProbeRejected as exc:
+            samples.append(detect_single_face(fr))
+    except ProbeRejected as exc:
         return None, ("several_faces" if exc.code == "multiple_faces" else exc.code), time.process_time() - t0
     return samples, None, time.process_time() - t0
 
 
-def _cached(key: str, make_frames) -> tuple[list[fp.FaceSample] | None, str | None, float, int]:
+def _cached(key: str, make_frames) -> tuple[list[FaceSample] | None, str | None, float, int]:
     CACHE.mkdir(exist_ok=True)
     path = CACHE / f"{key}.pkl"
     if path.is_file():
@@ -132,9 +136,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", choices=["tune", "holdout", "all"], default="all")
     args = ap.parse_args()
-    root = fp.default_faces_dir()
+    root = default_faces_dir()
     names = ["tune", "holdout"] if args.set == "all" else [args.set]
-    thr = fp.DEFAULT_THRESHOLD
+    thr = DEFAULT_THRESHOLD
     cpu_capture: list[float] = []
     cpu_single: list[float] = []
     for name in names:
@@ -144,7 +148,7 @@ def main() -> None:
         rows = []
         for ident in idents:
             paths = sorted((root / ident).glob("*.jpg"))
-            enroll = [fp.load_probe_image(p.read_bytes()) for p in paths[:3]]
+            enroll = [load_probe_image(p.read_bytes()) for p in paths[:3]]
             t0 = time.process_time()
             template = faces.build_template_from_images(enroll)
             cpu_single.append((time.process_time() - t0) / 3)
@@ -154,7 +158,7 @@ def main() -> None:
                 rows.append((f"{ident}/{kind}", res, template, True))
         for clip in clips:
             files = sorted((root / "live" / clip).glob("*.jpg"))
-            res = _cached(clip, lambda files=files: [fp.load_probe_image(f.read_bytes()) for f in files])
+            res = _cached(clip, lambda files=files: [load_probe_image(f.read_bytes()) for f in files])
             rows.append((clip, res, None, False))
         for label, (samples, code, cpu, n), template, is_attack in rows:
             if not is_attack and samples is not None:
@@ -167,7 +171,7 @@ def main() -> None:
             outcomes = []
             for action in faces.ACTIONS:
                 if samples is None:
-                    d = faces.CaptureDecision(False, code, None, 0, thr, fp.MODEL_VERSION)
+                    d = faces.CaptureDecision(False, code, None, 0, thr, MODEL_VERSION)
                 else:
                     d = faces.decide_samples(samples, challenge=[action], template=template, threshold=thr)
                 outcomes.append(f"{action}={'ACCEPT' if d.accepted else d.code}")

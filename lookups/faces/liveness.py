@@ -30,16 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lookups.face_pipeline import (
-    MODEL_VERSION,
-    FaceSample,
-    ProbeRejected,
-    _eye_metrics,
-    _landmark_array,
-    build_template,
-    detect_single_face,
-    face_distance,
-)
+from lookups.faces.detection import FaceSample, _eye_metrics, _landmark_array, detect_single_face
+from lookups.faces.errors import ProbeRejected
+from lookups.faces.matching import MODEL_VERSION, build_template, face_distance
 
 ACTIONS: tuple[str, ...] = ("blink", "open_mouth", "turn_left", "turn_right")
 

@@ -1,7 +1,7 @@
 """``manage.py calibrate_faces DIR --enroll K``: FMR/FNMR of the face pipeline on a labeled set.
 
 Needs no database (no system or migration checks). The measuring loop is
-:func:`lookups.face_pipeline.calibrate`; this module only parses options and prints.
+:func:`lookups.faces.calibration.calibrate`; this module only parses options and prints.
 The last output line is always exactly
 ``threshold=T fmr=X% fnmr=Y% genuine=N impostor=M`` for the configured threshold.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lookups import face_pipeline
+from lookups.faces.calibration import calibrate
 
 
 def _pct(x: float, digits: int) -> str:
@@ -22,7 +22,7 @@ def _pct(x: float, digits: int) -> str:
 
 
 def format_report(result: dict[str, Any]) -> list[str]:
-    """Human-readable report lines for a :func:`face_pipeline.calibrate` result; the last
+    """Human-readable report lines for a :func:`calibrate` result; the last
     line is the machine-readable summary for the configured threshold."""
     lines = [
         f"model={result['model_version']} enroll={result['enroll']} "
@@ -103,7 +103,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"{ident}: {n_enrolled} enrolled, {n_probes} probes")
 
         try:
-            result = face_pipeline.calibrate(
+            result = calibrate(
                 root,
                 options["enroll"],
                 options["identities"],

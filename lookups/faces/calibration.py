@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import re
@@ -71,6 +72,58 @@ def _threshold_for_fmr(impostor: np.ndarray, max_fmr: float) -> float | None:
     return float(np.nextafter(ordered[allowed], -np.inf))
 
 
+def identity_names(root: str | os.PathLike[str]) -> dict[str, str]:
+    """Folder -> real name from ``identities.csv`` in ``root`` (the shared layout), else {}."""
+    path = Path(root) / "identities.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return {row["folder"]: row["identity"] for row in rows if row.get("folder") and row.get("identity")}
+
+
+def nearest_identity_pairs(
+    templates: dict[str, np.ndarray],
+    photos: dict[str, Sequence[tuple[str, np.ndarray]]],
+    threshold: float,
+) -> list[dict[str, Any]]:
+    """The look-alike impostors: for each identity A with a template, its nearest other
+    identity B (smallest template-to-template distance), and the distances of every accepted
+    photo of B to A's template (any photo of B is an attempt on A, so enrollment photos of B
+    count too). ``false_matches`` counts those within ``threshold``."""
+    names = sorted(templates)
+    pairs: list[dict[str, Any]] = []
+    for a in names:
+        others = [(float(np.linalg.norm(templates[a] - templates[b])), b) for b in names if b != a]
+        if not others:
+            continue
+        template_distance, b = min(others)
+        distances = [(float(np.linalg.norm(templates[a] - emb)), rel) for rel, emb in photos.get(b, ())]
+        pairs.append(
+            {
+                "identity": a,
+                "nearest": b,
+                "template_distance": template_distance,
+                "distances": distances,
+                "comparisons": len(distances),
+                "false_matches": sum(1 for d, _ in distances if d <= threshold),
+                "closest": min((d for d, _ in distances), default=float("nan")),
+            }
+        )
+    return pairs
+
+
+def pairs_fmr(pairs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pooled FMR over :func:`nearest_identity_pairs` (false matches / comparisons)."""
+    comparisons = sum(p["comparisons"] for p in pairs)
+    false_matches = sum(p["false_matches"] for p in pairs)
+    return {
+        "comparisons": comparisons,
+        "false_matches": false_matches,
+        "fmr": false_matches / comparisons if comparisons else float("nan"),
+    }
+
+
 def calibrate(
     dir: str | os.PathLike[str],  # name fixed by the agreed interface
     enroll: int,
@@ -93,7 +146,8 @@ def calibrate(
     Returns a dict with ``rows`` (threshold, fnmr, fmr, false_non_matches, false_matches),
     ``genuine``/``impostor`` distance lists, FTA details, ``best_grid_threshold`` (largest
     grid value with FMR <= max_fmr), ``exact_threshold`` (same, continuous) and ``configured``
-    (the row for ``threshold`` or DEFAULT_THRESHOLD).
+    (the row for ``threshold`` or DEFAULT_THRESHOLD), ``nearest_pairs`` /
+    ``nearest_pairs_fmr`` (:func:`nearest_identity_pairs` at that threshold) and ``names``.
     """
     if enroll < 1:
         raise ValueError("enroll must be >= 1")
@@ -114,6 +168,7 @@ def calibrate(
 
     templates: dict[str, np.ndarray] = {}
     probes: dict[str, list[tuple[str, np.ndarray]]] = {}
+    accepted: dict[str, list[tuple[str, np.ndarray]]] = {}
     enroll_fta: list[tuple[str, str]] = []
     probe_fta: list[tuple[str, str]] = []
     n_images = 0
@@ -122,6 +177,7 @@ def calibrate(
         files = sorted(p for p in (root / ident).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
         enrolled: list[FaceSample] = []
         probes[ident] = []
+        accepted[ident] = []
         for path in files:
             n_images += 1
             rel = f"{ident}/{path.name}"
@@ -130,6 +186,7 @@ def calibrate(
             except ProbeRejected as exc:
                 (enroll_fta if len(enrolled) < enroll else probe_fta).append((rel, exc.code))
                 continue
+            accepted[ident].append((rel, sample.embedding))
             if len(enrolled) < enroll:
                 enrolled.append(sample)
             else:
@@ -168,6 +225,7 @@ def calibrate(
     rows = [row(float(t)) for t in thresholds]
     ok = [r["threshold"] for r in rows if imp.size and r["fmr"] <= max_fmr]
     impostor_pairs.sort()
+    nearest = nearest_identity_pairs(templates, accepted, configured_t)
     return {
         "dir": str(root),
         "enroll": enroll,
@@ -185,6 +243,9 @@ def calibrate(
         "probe_fta": probe_fta,
         "closest_impostors": impostor_pairs[:10],
         "configured": row(configured_t),
+        "nearest_pairs": nearest,
+        "nearest_pairs_fmr": pairs_fmr(nearest),
+        "names": identity_names(root),
         "model_version": MODEL_VERSION,
         "seconds": time.perf_counter() - t_start,
     }

@@ -56,11 +56,39 @@ def format_report(result: dict[str, Any]) -> list[str]:
         for dist, rel, ident in result["closest_impostors"][:5]:
             lines.append(f"  {dist:.4f}  {rel}  vs {ident}")
     conf = result["configured"]
+    lines.extend(_nearest_pair_lines(result, conf["threshold"]))
     lines.append(
         f"threshold={conf['threshold']:.2f} fmr={_pct(conf['fmr'], 3)} "
         f"fnmr={_pct(conf['fnmr'], 2)} genuine={len(result['genuine'])} "
         f"impostor={len(result['impostor'])}"
     )
+    return lines
+
+
+def _nearest_pair_lines(result: dict[str, Any], threshold: float) -> list[str]:
+    """The look-alike line (issue 10): FMR of each identity's nearest other identity's photos
+    against its template, then one indented line per pair naming it."""
+    pairs = result.get("nearest_pairs") or []
+    if not pairs:
+        return []
+    names = result.get("names") or {}
+
+    def who(folder: str) -> str:
+        return f"{folder} ({names[folder]})" if folder in names else folder
+
+    summary = result["nearest_pairs_fmr"]
+    lines = [
+        f"nearest-identity pairs: fmr={_pct(summary['fmr'], 2)} "
+        f"({summary['false_matches']} of {summary['comparisons']} photos of each identity's nearest "
+        f"other identity accepted against its template; overall fmr={_pct(result['configured']['fmr'], 3)}) "
+        f"at threshold={threshold:.2f}, {len(pairs)} pairs"
+    ]
+    for pair in sorted(pairs, key=lambda p: (p["closest"], p["identity"])):
+        lines.append(
+            f"  {who(pair['identity'])} <- {who(pair['nearest'])}: template distance "
+            f"{pair['template_distance']:.3f}, closest photo {pair['closest']:.3f}, "
+            f"accepted {pair['false_matches']}/{pair['comparisons']}"
+        )
     return lines
 
 

@@ -391,8 +391,32 @@ def test_calibrate_small_subset(faces: Path) -> None:
     assert result["n_templates"] == 3 and result["n_probes"] == 15
     assert len(result["genuine"]) == 15 and len(result["impostor"]) == 30
     assert [r["threshold"] for r in result["rows"]] == [0.3, 0.4, 0.5]
-    last = format_report(result)[-1]
+    lines = format_report(result)
+    last = lines[-1]
     assert re.fullmatch(r"threshold=0\.\d\d fmr=\d+\.\d{3}% fnmr=\d+\.\d{2}% genuine=15 impostor=30", last)
+    # the look-alike line: every identity's nearest other identity, all its accepted photos
+    assert len(result["nearest_pairs"]) == 3
+    assert result["nearest_pairs_fmr"]["comparisons"] == 3 * 8  # the johns: 8 accepted photos each
+    summary = next(line for line in lines if line.startswith("nearest-identity pairs: "))
+    assert re.match(r"nearest-identity pairs: fmr=\d+\.\d\d% \(\d+ of 24 ", summary)
+    assert "person_36 (John_Salley) <- person_3" in "\n".join(lines)
+
+
+def test_nearest_identity_pairs_pick_the_closest_template_and_count_its_photos() -> None:
+    from lookups.faces.calibration import nearest_identity_pairs, pairs_fmr
+
+    base = np.zeros(128)
+    templates = {"a": base, "b": base + 0.02, "c": base + 0.5}  # |a-b| = 0.23, |a-c| = 5.7
+    photos = {
+        "a": [("a/1", base)],
+        "b": [("b/1", base + 0.01), ("b/2", base + 0.2)],  # 0.11 and 2.26 from a
+        "c": [("c/1", base + 0.5)],
+    }
+    pairs = {p["identity"]: p for p in nearest_identity_pairs(templates, photos, 0.42)}
+    assert (pairs["a"]["nearest"], pairs["b"]["nearest"], pairs["c"]["nearest"]) == ("b", "a", "b")
+    assert (pairs["a"]["false_matches"], pairs["a"]["comparisons"]) == (1, 2)
+    assert pairs["a"]["closest"] == pytest.approx(0.01 * np.sqrt(128))
+    assert pairs_fmr(list(pairs.values())) == {"comparisons": 5, "false_matches": 2, "fmr": 0.4}
 
 
 def test_truncated_jpeg_stays_refused_after_the_models_load(faces: Path):

@@ -35,9 +35,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lookups import face_pipeline as fp  # noqa: E402
 from lookups import faces  # noqa: E402
 from lookups.faces import liveness  # noqa: E402
+from lookups.faces.calibration import default_faces_dir  # noqa: E402
+from lookups.faces.detection import FaceSample, detect_single_face, warm_up  # noqa: E402
+from lookups.faces.errors import ProbeRejected  # noqa: E402
+from lookups.faces.images import load_probe_image  # noqa: E402
+from lookups.faces.matching import DEFAULT_THRESHOLD  # noqa: E402
 
 SETS = {
     "tune": (["person_02", "person_03", "person_04"], ["clip_00", "clip_03", "clip_06", "clip_10"]),
@@ -67,7 +71,7 @@ def _place(photo: Image.Image, quad: np.ndarray, rng: np.random.Generator) -> np
     bg.paste(warped, (0, 0), mask)
     buf = io.BytesIO()
     bg.save(buf, "JPEG", quality=85)
-    return fp.load_probe_image(buf.getvalue())
+    return load_probe_image(buf.getvalue())
 
 
 def _plane_quad(size: tuple[int, int], t: float, kind: str) -> np.ndarray:
@@ -109,18 +113,18 @@ def attack_frames(photos: list[Image.Image], kind: str, seed: int) -> list[np.nd
     return frames
 
 
-def _detect_all(frames: list[np.ndarray]) -> tuple[list[fp.FaceSample] | None, str | None, float]:
+def _detect_all(frames: list[np.ndarray]) -> tuple[list[FaceSample] | None, str | None, float]:
     t0 = time.process_time()
     samples = []
     try:
         for fr in frames:
-            samples.append(fp.detect_single_face(fr))
-    except fp.ProbeRejected as exc:
+            samples.append(detect_single_face(fr))
+    except ProbeRejected as exc:
         return None, ("several_faces" if exc.code == "multiple_faces" else exc.code), time.process_time() - t0
     return samples, None, time.process_time() - t0
 
 
-def _cached(key: str, make_frames) -> tuple[list[fp.FaceSample] | None, str | None, float, int]:
+def _cached(key: str, make_frames) -> tuple[list[FaceSample] | None, str | None, float, int]:
     CACHE.mkdir(exist_ok=True)
     path = CACHE / f"{key}.pkl"
     if path.is_file():
@@ -155,9 +159,9 @@ def main() -> None:
     ap.add_argument("--set", choices=["tune", "holdout", "all"], default="all")
     ap.add_argument("--cpu-windows", type=int, default=3, help="live windows timed through check_capture")
     args = ap.parse_args()
-    root = fp.default_faces_dir()
+    root = default_faces_dir()
     names = ["tune", "holdout"] if args.set == "all" else [args.set]
-    thr = fp.DEFAULT_THRESHOLD
+    thr = DEFAULT_THRESHOLD
     challenges = [(a,) for a in faces.ACTIONS] + [(a, b) for a in faces.ACTIONS for b in faces.ACTIONS if a != b]
     timed: list[tuple[str, int, str]] = []
     for name in names:
@@ -166,7 +170,7 @@ def main() -> None:
         print(f"== {name}: identities {', '.join(idents)}; clips {', '.join(clips)}")
         for ident in idents:
             paths = sorted((root / ident).glob("*.jpg"))
-            enroll = [fp.load_probe_image(p.read_bytes()) for p in paths[:3]]
+            enroll = [load_probe_image(p.read_bytes()) for p in paths[:3]]
             template = faces.build_template_from_images(enroll)
             photos = [Image.open(p).convert("RGB") for p in paths[3:8]]
             for k, kind in enumerate(("moved", "tilt_yaw", "tilt_pitch", "slideshow")):
@@ -190,7 +194,7 @@ def main() -> None:
         for clip in clips:
             files = sorted((root / "live" / clip).glob("*.jpg"))
             samples, code, _cpu, n = _cached(
-                clip, lambda files=files: [fp.load_probe_image(f.read_bytes()) for f in files]
+                clip, lambda files=files: [load_probe_image(f.read_bytes()) for f in files]
             )
             if samples is None:
                 print(f"  genuine {clip}: {code}")
@@ -222,15 +226,15 @@ def main() -> None:
             f"{gen_acc} / {gen_tot}; windows asked an action the clip never shows accepted {wrong_acc} / {wrong_tot}"
         )
     if timed:
-        fp.warm_up()
+        warm_up()
         ratios = []
         for clip, st, action in timed:
             files = sorted((root / "live" / clip).glob("*.jpg"))[st : st + WINDOW]
-            frames = [fp.load_probe_image(f.read_bytes()) for f in files]
-            fp.detect_single_face(frames[0])
+            frames = [load_probe_image(f.read_bytes()) for f in files]
+            detect_single_face(frames[0])
             t0 = time.process_time()
             for _ in range(3):
-                fp.detect_single_face(frames[0])
+                detect_single_face(frames[0])
             single = (time.process_time() - t0) / 3
             t0 = time.process_time()
             d = faces.check_capture(frames, challenge=[action], template=None, threshold=thr)

@@ -18,6 +18,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("lookups/", include("lookups.urls")),
     path("staff/", include("guardians.urls")),
+    path("staff/", include("lookups.fhir.staff_urls")),  # results waiting for a registration
     path("accounts/", include("guardians.account_urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -25,7 +25,8 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from lookups import face_pipeline
+from lookups.faces.errors import ProbeRejected
+from lookups.faces.images import MAX_UPLOAD_BYTES
 from lookups.models import TestResult
 
 from . import id_numbers, permissions, phones, services
@@ -386,10 +387,10 @@ class FaceEnrollForm(forms.Form):
         images = []
         for photo in photos:
             photo.seek(0)
-            images.append(photo.read(face_pipeline.MAX_UPLOAD_BYTES + 1))
+            images.append(photo.read(MAX_UPLOAD_BYTES + 1))
         try:
             self.samples = services.face_samples_from_images(images)
-        except face_pipeline.ProbeRejected as exc:
+        except ProbeRejected as exc:
             index = getattr(exc, "image_index", 0)
             self.rejection = exc
             raise ValidationError(
@@ -520,7 +521,7 @@ class ResultForm(forms.Form):
         upload = self.cleaned_data.get("sampling_photo")
         if not upload:
             return None
-        if upload.size > face_pipeline.MAX_UPLOAD_BYTES:
+        if upload.size > MAX_UPLOAD_BYTES:
             raise ValidationError(_("The photo is larger than 10 MB."))
         upload.seek(0)
         data = upload.read()

@@ -407,17 +407,19 @@ def authorization_renew(*, actor: Actor, authorization_id: int, valid_until: dt.
 def face_samples_from_images(images: Sequence[bytes]) -> list:
     """Decode and quality-check enrollment photos (pure computation, nothing stored).
 
-    Raises ``face_pipeline.ProbeRejected`` with ``.image_index`` naming the failing photo.
+    Raises ``ProbeRejected`` with ``.image_index`` naming the failing photo.
     """
-    from lookups import face_pipeline
+    from lookups.faces.detection import detect_single_face
+    from lookups.faces.errors import ProbeRejected
+    from lookups.faces.images import load_probe_image
 
     if not images:
         raise ServiceError("Provide at least one photo.")
     samples = []
     for index, data in enumerate(images):
         try:
-            samples.append(face_pipeline.detect_single_face(face_pipeline.load_probe_image(data)))
-        except face_pipeline.ProbeRejected as exc:
+            samples.append(detect_single_face(load_probe_image(data)))
+        except ProbeRejected as exc:
             exc.image_index = index
             raise
     return samples
@@ -437,7 +439,7 @@ def face_enroll(
     caller already ran ``face_samples_from_images`` (e.g. in form validation). The template
     is the mean embedding. Re-enrollment replaces the previous template, audited.
     """
-    from lookups import face_pipeline
+    from lookups.faces.matching import MODEL_VERSION, build_template, encode_template_bytes
 
     _require_staff(actor, person.clinic_id)
     if not consent_text.strip():
@@ -446,14 +448,14 @@ def face_enroll(
         samples = face_samples_from_images(images)
     if not samples:
         raise ServiceError("Provide at least one photo.")
-    template = face_pipeline.build_template(samples)
+    template = build_template(samples)
     with transaction.atomic():
         Person.objects.select_for_update().get(pk=person.pk)
         replaced = FaceEnrollment.objects.filter(person=person).delete()[0] > 0
         enrollment = FaceEnrollment.objects.create(
             person=person,
-            template_ciphertext=crypto.encrypt(face_pipeline.encode_template_bytes(template)),
-            model_version=face_pipeline.MODEL_VERSION,
+            template_ciphertext=crypto.encrypt(encode_template_bytes(template)),
+            model_version=MODEL_VERSION,
             sample_count=len(samples),
             consent_text=consent_text.strip(),
             consented_at=timezone.now(),
@@ -466,7 +468,7 @@ def face_enroll(
             subject=person,
             target=enrollment,
             clinic=person.clinic,
-            details={"samples": len(samples), "model_version": face_pipeline.MODEL_VERSION},
+            details={"samples": len(samples), "model_version": MODEL_VERSION},
         )
     return enrollment
 
@@ -502,12 +504,12 @@ def face_enrollment_withdraw(*, actor: Actor, person: Person, reason: str) -> bo
 
 def face_template_of(person: Person):
     """Decrypt a person's reference template (numpy vector) or None if not enrolled."""
-    from lookups import face_pipeline
+    from lookups.faces.matching import decode_template_bytes
 
     enrollment = FaceEnrollment.objects.filter(person=person).first()
     if enrollment is None:
         return None
-    return face_pipeline.decode_template_bytes(crypto.decrypt(enrollment.template_ciphertext))
+    return decode_template_bytes(crypto.decrypt(enrollment.template_ciphertext))
 
 
 def totp_device_save_from_admin(*, actor: Actor, device: TOTPDevice, created: bool) -> TOTPDevice:

@@ -103,6 +103,9 @@ class AuditAction(models.TextChoices):
     RETENTION_APPLIED = "retention.applied", _("Retention sweep applied")
     FHIR_DELIVERY_ACCEPTED = "fhir.delivery_accepted", _("Laboratory delivery accepted")
     FHIR_DELIVERY_REFUSED = "fhir.delivery_refused", _("Laboratory delivery refused")
+    FHIR_REPORT_CORRECTED = "fhir.report_corrected", _("Laboratory report corrected")
+    FHIR_REPORT_WITHDRAWN = "fhir.report_withdrawn", _("Laboratory report withdrawn (entered in error)")
+    FHIR_PENDING_DISCARDED = "fhir.pending_discarded", _("Result waiting for a registration discarded")
 
 
 A = AuditAction
@@ -188,6 +191,9 @@ INFO: dict[AuditAction, ActionInfo] = {
     A.RETENTION_APPLIED: _info("delete"),
     A.FHIR_DELIVERY_ACCEPTED: _info("create"),
     A.FHIR_DELIVERY_REFUSED: _info("security"),
+    A.FHIR_REPORT_CORRECTED: _info("update"),
+    A.FHIR_REPORT_WITHDRAWN: _info("delete"),
+    A.FHIR_PENDING_DISCARDED: _info("delete"),
 }
 
 # Names written before the vocabulary closed -> the member that records the same fact now.

@@ -6,7 +6,7 @@ frames at the stream's size. Twenty PNG frames of ~49 megapixels each are only 3
 wire yet pin a web worker for ~15 s, so a burst is refused by its *headers*: Pillow's
 ``Image.open`` is lazy and ``.size`` reads the header only. Invariants:
 
-* at most ``face_pipeline.MAX_BURST_FRAMES`` frames;
+* at most ``MAX_BURST_FRAMES`` frames;
 * each frame at most ``MAX_FRAME_SIDE`` px on its long side and ``MAX_FRAME_PIXELS`` pixels
   (1920 x 1080, with margin, is three times what the page asks for in each direction);
 * all frames together at most ``MAX_CAPTURE_PIXELS``;
@@ -24,7 +24,7 @@ from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
-from . import face_pipeline
+from lookups.faces.images import ALLOWED_FORMATS, MAX_BURST_FRAMES
 
 MAX_FRAME_SIDE = 2048
 MAX_FRAME_PIXELS = 2_200_000
@@ -42,7 +42,7 @@ class CaptureOverBudget(Exception):
 def _header_size(stream: IO[bytes]) -> tuple[int, int]:
     """Width and height from the image header only (no pixel data is decoded)."""
     try:
-        with Image.open(stream, formats=face_pipeline.ALLOWED_FORMATS) as image:
+        with Image.open(stream, formats=ALLOWED_FORMATS) as image:
             return image.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise CaptureOverBudget("too_many_pixels") from exc
@@ -57,7 +57,7 @@ def check_capture(frames: Iterable[IO[bytes] | bytes]) -> int:
     """
     total = 0
     for count, frame in enumerate(frames, start=1):
-        if count > face_pipeline.MAX_BURST_FRAMES:
+        if count > MAX_BURST_FRAMES:
             raise CaptureOverBudget("too_many_frames")
         stream = io.BytesIO(frame) if isinstance(frame, bytes | bytearray) else frame
         start = stream.tell() if hasattr(stream, "tell") else 0

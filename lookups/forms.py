@@ -2,7 +2,9 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from . import capture_budget, face_pipeline
+from lookups.faces.images import MAX_BURST_FRAMES
+
+from . import capture_budget
 
 # The camera page captures this many frames over BURST_DURATION_MS (see camera.js).
 BURST_FRAMES = 5
@@ -64,7 +66,7 @@ class FaceBurstForm(forms.Form):
             raise forms.ValidationError(
                 _("The camera capture was too short. Keep your face in the frame until it finishes.")
             )
-        if len(files) > face_pipeline.MAX_BURST_FRAMES:
+        if len(files) > MAX_BURST_FRAMES:
             raise forms.ValidationError(_("The camera capture was too long. Please retake it."))
         try:
             capture_budget.check_capture(files)  # headers only: nothing is decoded over budget

@@ -376,4 +376,4 @@ class Notice(models.Model):
 
 
 # --- laboratory delivery over FHIR (issue 15) ---------------------------------------------
-from .fhir.models import LabCodeMap, LabReport, LabSender, PendingLabResult  # noqa: E402, F401
+from .fhir.models import LabCodeMap, LabReport, LabReportVersion, LabSender, PendingLabResult  # noqa: E402, F401

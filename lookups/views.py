@@ -22,6 +22,7 @@ from guardians import services as guardian_services
 
 from . import selectors, services
 from .audit import Actor
+from .fhir.selectors import results_mark_corrections
 from .forms import BURST_DURATION_MS, BURST_FRAMES, FaceBurstForm, FacePhotoForm, LargeTextForm, OtpForm
 from .models import LookupRequest
 from .oversight.views import AuditedLoginView
@@ -267,7 +268,12 @@ def results(request: HttpRequest, lookup_id) -> HttpResponse:
     return render(
         request,
         "lookups/results.html",
-        {"lookup": view.lookup, "results": view.results, "step": 3, "clinic": selectors.clinic_of_lookup(view.lookup)},
+        {
+            "lookup": view.lookup,
+            "results": results_mark_corrections(view.results),
+            "step": 3,
+            "clinic": selectors.clinic_of_lookup(view.lookup),
+        },
     )
 
 

@@ -30,18 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lookups.face_pipeline import (
-    MIN_FACE_HEIGHT_PX,
-    MIN_SHARPNESS,
-    MODEL_VERSION,
-    FaceSample,
-    ProbeRejected,
-    _eye_metrics,
-    _landmark_array,
-    build_template,
-    detect_single_face,
-    face_distance,
-)
+from lookups.faces.detection import FaceSample, _eye_metrics, _landmark_array, detect_single_face
+from lookups.faces.errors import ProbeRejected
+from lookups.faces.images import MIN_FACE_HEIGHT_PX, MIN_SHARPNESS
+from lookups.faces.matching import MODEL_VERSION, build_template, face_distance
 from lookups.faces.tracking import TrackBreak, embed_face, track_faces
 
 ACTIONS: tuple[str, ...] = ("blink", "open_mouth", "turn_left", "turn_right")
@@ -190,7 +182,7 @@ def action_signals(samples: Sequence[FaceSample]) -> tuple[np.ndarray, np.ndarra
       eyebrows and eyes; its offset from the first frame's nose along the eye axis, in
       inter-ocular distances. A real head turn moves the nose off the plane of the other
       points (it stands out of the face); a photo cannot. ``turn_left`` is a positive change
-      (same sign convention as the yaw proxy of ``face_pipeline._eye_metrics``).
+      (same sign convention as the yaw proxy of ``lookups.faces.detection._eye_metrics``).
     """
     ref = samples[0]
     ref_rigid = _pts(ref, "chin", "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip")

@@ -22,17 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from lookups.face_pipeline import (
-    MIN_BRIGHTNESS,
-    MIN_FACE_HEIGHT_PX,
-    TEMPLATE_DIM,
-    FaceSample,
-    ProbeRejected,
-    _clip_box,
-    _face_brightness,
-    _face_sharpness,
-    _fr,
-)
+from lookups.faces.detection import FaceSample, _fr
+from lookups.faces.errors import ProbeRejected
+from lookups.faces.images import MIN_BRIGHTNESS, MIN_FACE_HEIGHT_PX, _clip_box, _face_brightness, _face_sharpness
+from lookups.faces.matching import TEMPLATE_DIM
 
 #: The search region is the last box enlarged by this factor (about its centre).
 SEARCH_SCALE = 2.2

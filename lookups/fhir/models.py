@@ -73,6 +73,8 @@ class LabReport(models.Model):
     class Outcome(models.TextChoices):
         RECORDED = "recorded", _("Recorded for a registered person")
         PENDING = "pending", _("Waiting for a registration")
+        WITHDRAWN = "withdrawn", _("Withdrawn by the laboratory (entered in error)")
+        DISCARDED = "discarded", _("Discarded at the desk (nobody registered)")
 
     sender = models.ForeignKey(LabSender, on_delete=models.PROTECT, related_name="reports")
     identifier = models.CharField(max_length=300)
@@ -81,6 +83,12 @@ class LabReport(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
     results = models.ManyToManyField("lookups.TestResult", blank=True, related_name="lab_reports")
     received_at = models.DateTimeField(default=timezone.now)
+    #: 1 for the first delivery, +1 per correction or withdrawal; earlier ones in LabReportVersion.
+    version = models.PositiveIntegerField(default=1)
+    #: Keyed hash of the current rows (values included), so a repeated correction is a no-op.
+    content_digest = models.CharField(max_length=64, blank=True)
+    corrected_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         app_label = "lookups"
@@ -90,6 +98,23 @@ class LabReport(models.Model):
         return f"{self.sender}: {self.identifier}"
 
 
+class LabReportVersion(models.Model):
+    """An earlier version of a report, replaced by a correction or withdrawn: values encrypted."""
+
+    report = models.ForeignKey(LabReport, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=20)
+    payload_ciphertext = models.BinaryField()
+    replaced_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        app_label = "lookups"
+        constraints = [models.UniqueConstraint(fields=["report", "version"], name="one_lab_report_version")]
+
+    def __str__(self) -> str:
+        return f"{self.report} v{self.version}"
+
+
 class PendingLabResult(models.Model):
     """A report for nobody registered (in the sender's clinics): encrypted until attached."""
 
@@ -97,6 +122,10 @@ class PendingLabResult(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="pending_lab_results")
     report = models.OneToOneField(LabReport, on_delete=models.CASCADE, related_name="pending")
     id_number_hash = models.CharField(max_length=64, db_index=True)
+    #: What the desk queue shows (``guardians.id_numbers.mask``), never the full number.
+    id_number_masked = models.CharField(max_length=18, blank=True)
+    #: Test kinds in the report (comma-separated), shown in the desk queue; no values.
+    kinds = models.CharField(max_length=200, blank=True)
     payload_ciphertext = models.BinaryField()
     received_at = models.DateTimeField(default=timezone.now)
 
@@ -106,3 +135,7 @@ class PendingLabResult(models.Model):
 
     def __str__(self) -> str:
         return f"Pending result from {self.sender} ({self.received_at:%Y-%m-%d})"
+
+    def kind_labels(self) -> list[str]:
+        labels = dict(KIND_CHOICES)
+        return [str(labels.get(k, k)) for k in self.kinds.split(",") if k]

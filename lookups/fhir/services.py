@@ -16,340 +16,81 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
-from pydantic import ValidationError
 
-from guardians import crypto, id_numbers
-from guardians.models import Clinic, Person
+from guardians import crypto
+from guardians.models import Person
 from lookups.audit import Actor, audit_record
+from lookups.models import TestResult
 
-from .models import LabCodeMap, LabReport, LabSender, PendingLabResult
-
-LOINC = "http://loinc.org"
-#: Identifier systems accepted for the resident ID number (GB 11643) in Patient.identifier.
-DEFAULT_ID_SYSTEMS = ("https://kinguard.org/fhir/sid/cn-resident-id",)
-#: Identifier system naming a Kinguard clinic (value = clinic id) in Patient.managingOrganization.
-CLINIC_SYSTEM = "https://kinguard.org/fhir/sid/clinic"
-
-MAX_BODY_BYTES = 1024 * 1024
-MAX_ENTRIES = 200
-MAX_RESULT_CHARS = 200
-CLOCK_SKEW = dt.timedelta(minutes=5)
-
-#: Built-in LOINC codes → Kinguard test kinds; labs' local codes go in LabCodeMap (admin).
-LOINC_KINDS: dict[str, str] = {
-    "94500-6": "nucleic_acid",  # SARS-CoV-2 RNA [Presence] in Respiratory specimen by NAA with probe
-    "94309-2": "nucleic_acid",  # SARS-CoV-2 RNA [Presence] in Specimen by NAA with probe
-    "94533-7": "nucleic_acid",  # SARS-CoV-2 N gene [Presence] in Respiratory specimen by NAA
-    "94759-8": "nucleic_acid",  # SARS-CoV-2 RNA [Presence] in Nasopharynx by NAA with probe
-    "94558-4": "antigen",  # SARS-CoV-2 Ag [Presence] in Respiratory specimen by Rapid immunoassay
-    "97097-0": "antigen",  # SARS-CoV-2 Ag [Presence] in Upper respiratory specimen by Rapid IA
-    "94563-4": "antibody",  # SARS-CoV-2 IgG Ab [Presence] in Serum or Plasma by Immunoassay
-    "94564-2": "antibody",  # SARS-CoV-2 IgM Ab [Presence] in Serum or Plasma by Immunoassay
-    "94762-2": "antibody",  # SARS-CoV-2 Ab [Presence] in Serum or Plasma by Immunoassay
-    "58410-2": "blood",  # CBC panel - Blood by Automated count
-    "718-7": "blood",  # Hemoglobin [Mass/volume] in Blood
-    "6690-2": "blood",  # Leukocytes [#/volume] in Blood by Automated count
-    "777-3": "blood",  # Platelets [#/volume] in Blood by Automated count
-    "2345-7": "blood",  # Glucose [Mass/volume] in Serum or Plasma
-    "4548-4": "blood",  # Hemoglobin A1c/Hemoglobin.total in Blood
-}
-ACCEPTED_STATUSES = frozenset({"final"})
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One OperationOutcome issue: FHIR issue-type ``code``, text, FHIRPath-ish location."""
-
-    code: str
-    diagnostics: str
-    expression: str = ""
-    severity: str = "error"
-
-    def as_fhir(self) -> dict[str, Any]:
-        issue: dict[str, Any] = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
-        if self.expression:
-            issue["expression"] = [self.expression]
-        return issue
-
-
-class DeliveryRefused(Exception):
-    """Nothing was written. ``status`` is the HTTP status, ``issues`` say precisely why."""
-
-    def __init__(self, status: int, issues: list[Issue]):
-        super().__init__("; ".join(i.diagnostics for i in issues))
-        self.status = status
-        self.issues = issues
-
-
-def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome", "issue": [i.as_fhir() for i in issues]}
-
-
-@dataclass
-class _Row:
-    kind: str
-    code: str
-    sampled_at: dt.datetime
-    reported_at: dt.datetime
-    result: str
-
-
-@dataclass
-class _Report:
-    """One DiagnosticReport ready to write; ``entries`` are the Bundle entries it came from."""
-
-    identifier: str
-    status: str
-    id_hash: str
-    clinic: Clinic
-    rows: list[_Row]
-    entries: list[int] = field(default_factory=list)
-
-
-# --- parsing --------------------------------------------------------------------------------
-
-
-def parse_json(body: bytes) -> dict[str, Any]:
-    """The JSON object in ``body``, or DeliveryRefused(400)."""
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise DeliveryRefused(400, [Issue("structure", "The body is not valid UTF-8 JSON.")]) from None
-    if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
-        raise DeliveryRefused(
-            400, [Issue("structure", "The body must be a FHIR resource (a JSON object with resourceType).")]
-        )
-    return data
-
-
-def _validation_issues(exc: ValidationError, prefix: str) -> list[Issue]:
-    issues = []
-    for error in exc.errors(include_input=False, include_url=False)[:20]:
-        where = ".".join(str(part) for part in error.get("loc", ()))
-        issues.append(
-            Issue("invalid", str(error.get("msg", "invalid"))[:300], f"{prefix}.{where}" if where else prefix)
-        )
-    return issues or [Issue("invalid", "The resource does not conform to FHIR R4.", prefix)]
-
-
-def _validate(model, data: dict[str, Any], prefix: str) -> None:
-    try:
-        model.model_validate(data)
-    except ValidationError as exc:
-        raise DeliveryRefused(400, _validation_issues(exc, prefix)) from None
-    except (ValueError, TypeError, KeyError, AttributeError):
-        raise DeliveryRefused(400, [Issue("invalid", "The resource does not conform to FHIR R4.", prefix)]) from None
-
-
-def _aware(value: Any, where: str) -> dt.datetime:
-    parsed = parse_datetime(value) if isinstance(value, str) else None
-    if parsed is None or parsed.tzinfo is None:
-        raise DeliveryRefused(422, [Issue("value", "A full date and time with a time zone is required.", where)])
-    return parsed
-
-
-def _ref_id(reference: Any) -> str:
-    return reference.get("reference", "") if isinstance(reference, dict) else ""
-
-
-class _Context:
-    """What a delivery needs to resolve: the sender's clinics, code maps, bundle resources."""
-
-    def __init__(self, sender: LabSender, by_full_url: dict[str, dict[str, Any]]):
-        self.sender = sender
-        self.clinics = {c.pk: c for c in sender.clinics.all()}
-        maps = LabCodeMap.objects.filter(sender__isnull=True) | LabCodeMap.objects.filter(sender=sender)
-        self.codes: dict[tuple[str, str], str] = {}
-        for m in sorted(maps, key=lambda m: m.sender_id is not None):  # sender's own maps win
-            self.codes[(m.system, m.code)] = m.kind
-        self.by_full_url = by_full_url
-        self.id_systems = tuple(getattr(settings, "KINGUARD_FHIR_ID_SYSTEMS", DEFAULT_ID_SYSTEMS))
-
-    def resolve(self, reference: str, contained: dict[str, dict[str, Any]], where: str, rtype: str) -> dict[str, Any]:
-        if reference.startswith("#") and reference[1:] in contained:
-            found = contained[reference[1:]]
-        elif reference in self.by_full_url:
-            found = self.by_full_url[reference]
-        else:
-            raise DeliveryRefused(
-                422,
-                [
-                    Issue(
-                        "not-found",
-                        f"The reference {reference[:80]!r} is not in this delivery (contained or bundle fullUrl).",
-                        where,
-                    )
-                ],
-            )
-        if found.get("resourceType") != rtype:
-            raise DeliveryRefused(422, [Issue("invalid", f"The reference must point to a {rtype}.", where)])
-        return found
-
-    def kind_of(self, code: Any, where: str) -> tuple[str, str]:
-        codings = code.get("coding", []) if isinstance(code, dict) else []
-        for coding in codings:
-            system, value = coding.get("system", ""), coding.get("code", "")
-            if (system, value) in self.codes:
-                return self.codes[(system, value)], f"{system}|{value}"
-            if system == LOINC and value in LOINC_KINDS:
-                return LOINC_KINDS[value], f"{system}|{value}"
-        shown = ", ".join(f"{c.get('system', '')}|{c.get('code', '')}" for c in codings)[:200]
-        raise DeliveryRefused(
-            422,
-            [
-                Issue(
-                    "code-invalid",
-                    f"No Kinguard test kind is mapped to {shown or 'an empty code'} (LOINC or the lab's code table).",
-                    where,
-                )
-            ],
-        )
-
-    def patient(self, patient: dict[str, Any], where: str) -> tuple[str, Clinic]:
-        """The keyed hash of the patient's ID number, and the clinic the result belongs to."""
-        numbers = [
-            i.get("value", "")
-            for i in patient.get("identifier", [])
-            if isinstance(i, dict) and i.get("system") in self.id_systems
-        ]
-        if len(numbers) != 1:
-            raise DeliveryRefused(
-                422,
-                [
-                    Issue(
-                        "required",
-                        f"Exactly one identifier with system {self.id_systems[0]} (resident ID number) is required.",
-                        f"{where}.identifier",
-                    )
-                ],
-            )
-        try:
-            number, _ = id_numbers.validate(numbers[0])
-        except id_numbers.InvalidIdNumber as exc:
-            raise DeliveryRefused(422, [Issue("value", str(exc), f"{where}.identifier")]) from None
-        return crypto.keyed_hash(number), self._clinic(patient, where)
-
-    def _clinic(self, patient: dict[str, Any], where: str) -> Clinic:
-        org = patient.get("managingOrganization") or {}
-        ident = org.get("identifier") if isinstance(org, dict) else None
-        if isinstance(ident, dict) and ident.get("system") == CLINIC_SYSTEM:
-            value = str(ident.get("value", ""))
-            clinic = self.clinics.get(int(value)) if value.isdigit() else None
-            if clinic is None:
-                raise DeliveryRefused(
-                    403,
-                    [Issue("forbidden", "This sender does not serve that clinic.", f"{where}.managingOrganization")],
-                )
-            return clinic
-        if len(self.clinics) == 1:
-            return next(iter(self.clinics.values()))
-        raise DeliveryRefused(
-            422,
-            [
-                Issue(
-                    "required",
-                    f"Several clinics are served: name one in managingOrganization.identifier ({CLINIC_SYSTEM}).",
-                    f"{where}.managingOrganization",
-                )
-            ],
-        )
-
-
-def _report(ctx: _Context, report: dict[str, Any], where: str, now: dt.datetime) -> _Report:
-    """Check one DiagnosticReport (already valid FHIR) and extract what Kinguard records."""
-    identifiers = [i for i in report.get("identifier", []) if isinstance(i, dict) and i.get("value")]
-    if not identifiers:
-        raise DeliveryRefused(
-            422,
-            [
-                Issue(
-                    "required",
-                    "The lab's report identifier is required (it makes redelivery safe).",
-                    f"{where}.identifier",
-                )
-            ],
-        )
-    identifier = f"{identifiers[0].get('system', '')}|{identifiers[0]['value']}"[:300]
-    status = report.get("status", "")
-    if status not in ACCEPTED_STATUSES:
-        raise DeliveryRefused(
-            422, [Issue("not-supported", f"Status {status!r} is not accepted; send final results.", f"{where}.status")]
-        )
-    contained = {c.get("id"): c for c in report.get("contained", []) if isinstance(c, dict) and c.get("id")}
-    subject = _ref_id(report.get("subject"))
-    if not subject:
-        raise DeliveryRefused(
-            422, [Issue("required", "The report's subject must reference a Patient.", f"{where}.subject")]
-        )
-    patient = ctx.resolve(subject, contained, f"{where}.subject", "Patient")
-    id_hash, clinic = ctx.patient(patient, f"{where}.subject")
-    references = [_ref_id(r) for r in report.get("result", [])]
-    if not references:
-        raise DeliveryRefused(
-            422, [Issue("required", "The report carries no Observation in result.", f"{where}.result")]
-        )
-    reported_at = _aware(report["issued"], f"{where}.issued") if report.get("issued") else now
-    if reported_at > now + CLOCK_SKEW:
-        raise DeliveryRefused(422, [Issue("value", "The report is issued in the future.", f"{where}.issued")])
-    rows = []
-    for n, reference in enumerate(references):
-        at = f"{where}.result[{n}]"
-        obs = ctx.resolve(reference, contained, at, "Observation")
-        kind, code = ctx.kind_of(obs.get("code"), f"{at}.code")
-        when = obs.get("effectiveDateTime") or report.get("effectiveDateTime")
-        if not when:
-            raise DeliveryRefused(
-                422, [Issue("required", "When the sample was taken (effectiveDateTime) is required.", at)]
-            )
-        sampled_at = _aware(when, f"{at}.effectiveDateTime")
-        if sampled_at > reported_at:
-            raise DeliveryRefused(422, [Issue("value", "The sample is taken after the report was issued.", at)])
-        rows.append(_Row(kind, code, sampled_at, reported_at, _value(obs, at)))
-    return _Report(identifier, status, id_hash, clinic, rows)
-
-
-def _value(obs: dict[str, Any], where: str) -> str:
-    if "valueQuantity" in obs:
-        q = obs["valueQuantity"]
-        text = f"{q.get('value', '')} {q.get('unit') or q.get('code') or ''}".strip()
-    elif "valueString" in obs:
-        text = str(obs["valueString"])
-    elif "valueCodeableConcept" in obs:
-        cc = obs["valueCodeableConcept"]
-        codings = cc.get("coding") or [{}]
-        text = cc.get("text") or codings[0].get("display") or codings[0].get("code") or ""
-    else:
-        text = ""
-    text = text.strip()
-    if not text:
-        raise DeliveryRefused(
-            422, [Issue("required", "A value (valueQuantity, valueString or valueCodeableConcept) is required.", where)]
-        )
-    if len(text) > MAX_RESULT_CHARS:
-        raise DeliveryRefused(
-            422, [Issue("too-long", f"The value is longer than {MAX_RESULT_CHARS} characters.", where)]
-        )
-    return text
-
+from .models import LabReport, LabReportVersion, LabSender, PendingLabResult
+from .parsing import (  # noqa: F401 (re-exported: views and callers import them from here)
+    CLINIC_SYSTEM,
+    DEFAULT_ID_SYSTEMS,
+    MAX_BODY_BYTES,
+    MAX_ENTRIES,
+    WITHDRAWN_STATUS,
+    DeliveryRefused,
+    Issue,
+    _Context,
+    _Report,
+    _report,
+    _validate,
+    operation_outcome,
+    parse_json,
+)
 
 # --- writing --------------------------------------------------------------------------------
 
 
-def _write(sender: LabSender, actor: Actor, report: _Report) -> bool:
-    """Record or queue one report; False when the lab already delivered this identifier."""
+CREATED, UNCHANGED, CORRECTED, WITHDRAWN = "created", "unchanged", "corrected", "withdrawn"
+#: The answer per write outcome in a Bundle response.
+ENTRY_STATUS = {CREATED: "201 Created", UNCHANGED: "200 OK", CORRECTED: "200 OK", WITHDRAWN: "200 OK"}
+
+
+def _rows_payload(report: _Report) -> dict[str, Any]:
+    return {
+        "identifier": report.identifier,
+        "status": report.status,
+        "rows": [
+            {
+                "kind": r.kind,
+                "code": r.code,
+                "sampled_at": r.sampled_at.isoformat(),
+                "reported_at": r.reported_at.isoformat(),
+                "result": r.result,
+            }
+            for r in report.rows
+        ],
+    }
+
+
+def _digest(report: _Report) -> str:
+    """Keyed hash of the rows (values included): equal rows, equal digest; not guessable."""
+    rows = _rows_payload(report)["rows"]
+    return crypto.keyed_hash("fhir-report:" + json.dumps(rows, sort_keys=True, separators=(",", ":")))
+
+
+def _write(sender: LabSender, actor: Actor, report: _Report) -> str:
+    """Record, queue, correct or withdraw one report; UNCHANGED for a redelivery."""
+    if report.status == "final":
+        return _write_new(sender, actor, report)
+    return _write_change(sender, actor, report)
+
+
+def _write_new(sender: LabSender, actor: Actor, report: _Report) -> str:
     from lookups.services import result_save
 
     if LabReport.objects.filter(sender=sender, identifier=report.identifier).exists():
-        return False
+        return UNCHANGED
     person = Person.objects.filter(id_number_hash=report.id_hash, clinic__in=list(sender.clinics.all())).first()
     try:
         with transaction.atomic():
@@ -359,9 +100,10 @@ def _write(sender: LabSender, actor: Actor, report: _Report) -> bool:
                 status=report.status,
                 outcome=LabReport.Outcome.RECORDED if person else LabReport.Outcome.PENDING,
                 clinic=person.clinic if person else report.clinic,
+                content_digest=_digest(report),
             )
     except IntegrityError:  # a concurrent redelivery won the race
-        return False
+        return UNCHANGED
     if person is not None:
         results = [
             result_save(
@@ -379,28 +121,170 @@ def _write(sender: LabSender, actor: Actor, report: _Report) -> bool:
         ]
         row.results.set(results)
     else:
-        payload = {
-            "identifier": report.identifier,
-            "status": report.status,
-            "rows": [
-                {
-                    "kind": r.kind,
-                    "code": r.code,
-                    "sampled_at": r.sampled_at.isoformat(),
-                    "reported_at": r.reported_at.isoformat(),
-                    "result": r.result,
-                }
-                for r in report.rows
-            ],
-        }
         PendingLabResult.objects.create(
             sender=sender,
             clinic=report.clinic,
             report=row,
             id_number_hash=report.id_hash,
-            payload_ciphertext=crypto.encrypt(json.dumps(payload).encode()),
+            id_number_masked=report.id_masked,
+            kinds=",".join(dict.fromkeys(r.kind for r in report.rows))[:200],
+            payload_ciphertext=crypto.encrypt(json.dumps(_rows_payload(report)).encode()),
         )
-    return True
+    return CREATED
+
+
+def _unknown_report() -> DeliveryRefused:
+    # The same answer whether the identifier is unknown or belongs to another sender: the
+    # lookup is scoped to the sender, so nothing about other laboratories' reports leaks.
+    return DeliveryRefused(
+        422,
+        [
+            Issue(
+                "not-found",
+                "This laboratory delivered no report with this identifier; a correction or "
+                "withdrawal (amended, corrected, entered-in-error) must name an earlier final report.",
+                "DiagnosticReport.identifier",
+            )
+        ],
+    )
+
+
+def _write_change(sender: LabSender, actor: Actor, report: _Report) -> str:
+    """A correction (``amended``/``corrected``) or withdrawal (``entered-in-error``).
+
+    The earlier version's values are kept encrypted in ``LabReportVersion``; the audit event
+    carries version numbers and counts only, never values.
+    """
+    from lookups.services import result_save
+
+    row = (
+        LabReport.objects.select_for_update()
+        .filter(sender=sender, identifier=report.identifier)
+        .select_related("clinic")
+        .first()
+    )
+    if row is None:
+        raise _unknown_report()
+    withdrawing = report.status == WITHDRAWN_STATUS
+    if row.outcome == LabReport.Outcome.WITHDRAWN:
+        if withdrawing:
+            return UNCHANGED
+        raise DeliveryRefused(
+            422,
+            [
+                Issue(
+                    "business-rule",
+                    "This report was withdrawn (entered-in-error); send a new report with a new identifier.",
+                    "DiagnosticReport.status",
+                )
+            ],
+        )
+    pending = PendingLabResult.objects.select_for_update().filter(report=row).first()
+    results = list(row.results.select_for_update().select_related("elder").order_by("pk"))
+    elder = results[0].elder if results else None
+    if not withdrawing:
+        digest = _digest(report)
+        if digest == row.content_digest:
+            return UNCHANGED  # the same correction delivered again
+        current_hash = pending.id_number_hash if pending else (elder.id_number_hash if elder else report.id_hash)
+        if current_hash != report.id_hash:
+            raise DeliveryRefused(
+                422,
+                [
+                    Issue(
+                        "business-rule",
+                        "A correction cannot change the patient; withdraw the report (entered-in-error) "
+                        "and send a new one.",
+                        "DiagnosticReport.subject",
+                    )
+                ],
+            )
+    if pending is not None:
+        earlier = bytes(pending.payload_ciphertext)
+    else:
+        earlier = crypto.encrypt(
+            json.dumps(
+                {
+                    "identifier": row.identifier,
+                    "status": row.status,
+                    "rows": [
+                        {
+                            "kind": r.kind,
+                            "sampled_at": r.sampled_at.isoformat(),
+                            "reported_at": r.reported_at.isoformat(),
+                            "result": r.result,
+                        }
+                        for r in results
+                    ],
+                }
+            ).encode()
+        )
+    LabReportVersion.objects.create(report=row, version=row.version, status=row.status, payload_ciphertext=earlier)
+    now = timezone.now()
+    before, after = row.version, row.version + 1
+    details: dict[str, Any] = {
+        "sender": sender.name,
+        "version_from": before,
+        "version_to": after,
+        "status_from": row.status,
+        "status_to": report.status,
+        "waiting": pending is not None,
+        "observations_before": len(results) if pending is None else None,
+    }
+    if withdrawing:
+        if pending is not None:
+            pending.delete()
+        else:
+            row.results.clear()
+            TestResult.objects.filter(pk__in=[r.pk for r in results]).delete()
+        row.outcome = LabReport.Outcome.WITHDRAWN
+        row.withdrawn_at = now
+        action = "fhir.report_withdrawn"
+    else:
+        if pending is not None:
+            pending.payload_ciphertext = crypto.encrypt(json.dumps(_rows_payload(report)).encode())
+            pending.kinds = ",".join(dict.fromkeys(r.kind for r in report.rows))[:200]
+            pending.save(update_fields=["payload_ciphertext", "kinds"])
+        else:
+            for old, new in zip(results, report.rows, strict=False):
+                old.kind, old.sampled_at, old.reported_at, old.result = (
+                    new.kind,
+                    new.sampled_at,
+                    new.reported_at,
+                    new.result,
+                )
+                old.save(update_fields=["kind", "sampled_at", "reported_at", "result"])
+            added = [
+                result_save(
+                    actor=actor,
+                    elder=elder,
+                    kind=r.kind,
+                    sampled_at=r.sampled_at,
+                    site=sender.name[:200],
+                    lab=sender.name[:200],
+                    result=r.result,
+                    reported_at=r.reported_at,
+                    source="fhir_correction",
+                )
+                for r in report.rows[len(results) :]
+            ]
+            surplus = [r.pk for r in results[len(report.rows) :]]
+            if surplus:
+                row.results.remove(*surplus)
+                TestResult.objects.filter(pk__in=surplus).delete()
+            if added:
+                row.results.add(*added)
+        row.corrected_at = now
+        row.content_digest = digest
+        details["observations_after"] = len(report.rows)
+        action = "fhir.report_corrected"
+    row.version = after
+    row.status = report.status
+    row.save(update_fields=["version", "status", "outcome", "withdrawn_at", "corrected_at", "content_digest"])
+    audit_record(
+        actor=actor, action=action, outcome="ok", subject=elder, target=row, clinic=row.clinic, details=details
+    )
+    return WITHDRAWN if withdrawing else CORRECTED
 
 
 def actor_for(sender: LabSender, ip: str | None = None) -> Actor:
@@ -451,16 +335,32 @@ def deliver_report(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> 
     except DeliveryRefused as refused:
         audit_refused(sender, actor, refused, kind="DiagnosticReport", entries=1)
         raise
-    with transaction.atomic():
-        created = _write(sender, actor, report)
-        _audit_accepted(
-            actor,
-            sender,
-            kind="DiagnosticReport",
-            counts={"reports": 1, "new": int(created), "observations": len(report.rows)},
-        )
-    text = "Report accepted." if created else "Report already received; nothing changed."
-    return Delivered(201 if created else 200, operation_outcome([Issue("informational", text, severity="information")]))
+    try:
+        with transaction.atomic():
+            written = _write(sender, actor, report)
+            _audit_accepted(
+                actor,
+                sender,
+                kind="DiagnosticReport",
+                counts={
+                    "reports": 1,
+                    "new": int(written == CREATED),
+                    "changed": int(written in (CORRECTED, WITHDRAWN)),
+                    "observations": len(report.rows),
+                },
+            )
+    except DeliveryRefused as refused:  # nothing was written (the transaction rolled back)
+        audit_refused(sender, actor, refused, kind="DiagnosticReport", entries=1)
+        raise
+    text = {
+        CREATED: "Report accepted.",
+        UNCHANGED: "Report already received; nothing changed.",
+        CORRECTED: "Correction accepted; the earlier values are replaced.",
+        WITHDRAWN: "Report withdrawn (entered-in-error).",
+    }[written]
+    return Delivered(
+        201 if written == CREATED else 200, operation_outcome([Issue("informational", text, severity="information")])
+    )
 
 
 def deliver_bundle(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> Delivered:
@@ -544,11 +444,12 @@ def _transaction(sender: LabSender, actor: Actor, entries: list[dict[str, Any]])
         )
     status_of: dict[int, str] = {}
     with transaction.atomic():
-        new = 0
+        new = changed = 0
         for report in reports:
-            created = _write(sender, actor, report)
-            new += created
-            status_of[report.entries[0]] = "201 Created" if created else "200 OK"
+            written = _write(sender, actor, report)
+            new += written == CREATED
+            changed += written in (CORRECTED, WITHDRAWN)
+            status_of[report.entries[0]] = ENTRY_STATUS[written]
         _audit_accepted(
             actor,
             sender,
@@ -556,6 +457,7 @@ def _transaction(sender: LabSender, actor: Actor, entries: list[dict[str, Any]])
             counts={
                 "reports": len(reports),
                 "new": new,
+                "changed": changed,
                 "observations": sum(len(r.rows) for r in reports),
                 "entries": len(entries),
             },
@@ -569,7 +471,7 @@ def _batch(sender: LabSender, actor: Actor, entries: list[dict[str, Any]]) -> De
     ctx = _Context(sender, {})
     now = timezone.now()
     answers: list[dict[str, Any]] = []
-    counts = {"reports": 0, "new": 0, "refused": 0, "entries": len(entries)}
+    counts = {"reports": 0, "new": 0, "changed": 0, "refused": 0, "entries": len(entries)}
     for n, entry in enumerate(entries):
         where = f"Bundle.entry[{n}].resource"
         try:
@@ -587,10 +489,11 @@ def _batch(sender: LabSender, actor: Actor, entries: list[dict[str, Any]]) -> De
                 )
             report = _report(ctx, resource, where, now)
             with transaction.atomic():
-                created = _write(sender, actor, report)
+                written = _write(sender, actor, report)
             counts["reports"] += 1
-            counts["new"] += created
-            answers.append({"response": {"status": "201 Created" if created else "200 OK"}})
+            counts["new"] += written == CREATED
+            counts["changed"] += written in (CORRECTED, WITHDRAWN)
+            answers.append({"response": {"status": ENTRY_STATUS[written]}})
         except DeliveryRefused as refused:
             counts["refused"] += 1
             answers.append({"response": {"status": f"{refused.status}", "outcome": operation_outcome(refused.issues)}})
@@ -638,3 +541,76 @@ def pending_attach(*, actor: Actor, person: Person) -> int:
         pending.delete()
         recorded += len(results)
     return recorded
+
+
+# --- the desk queue: results waiting for a registration ---------------------------------------
+
+DEFAULT_PENDING_RETENTION_DAYS = 30
+DISCARD_REASON_MAX = 500
+
+
+class PendingNotFound(Exception):
+    """No such waiting result in a clinic where the user may handle results (answer 404)."""
+
+
+class DiscardRefused(Exception):
+    """The discard is not allowed (yet); ``str()`` is the message for the desk."""
+
+
+def pending_retention() -> dt.timedelta:
+    return dt.timedelta(
+        days=int(getattr(settings, "KINGUARD_PENDING_RESULT_RETENTION_DAYS", DEFAULT_PENDING_RETENTION_DAYS))
+    )
+
+
+def pending_discard(*, actor: Actor, pending_id: int, reason: str, now: dt.datetime | None = None) -> None:
+    """Discard a waiting result (nobody registered) with a typed reason, after the retention period.
+
+    Only staff allowed to record results at the result's clinic; anyone else gets
+    PendingNotFound (the same as a missing id). The ``LabReport`` row stays (outcome
+    ``discarded``) so a redelivery of the same report stays a no-op. Audited with the reason,
+    the sender and the test kinds, never the values or the ID number.
+    """
+    from guardians import permissions
+
+    user = actor.user
+    if user is None:
+        raise PendingNotFound
+    reason = " ".join((reason or "").split())
+    now = now or timezone.now()
+    with transaction.atomic():
+        pending = (
+            PendingLabResult.objects.select_for_update(of=("self",))
+            .select_related("report", "sender", "clinic")
+            .filter(pk=pending_id, clinic__in=permissions.staff_clinics(user, permissions.StaffAction.RECORD_RESULTS))
+            .first()
+        )
+        if pending is None:
+            raise PendingNotFound
+        if len(reason) < 5:
+            raise DiscardRefused(_("Type why this result is discarded (at least a few words)."))
+        if len(reason) > DISCARD_REASON_MAX:
+            raise DiscardRefused(_("The reason is too long (at most 500 characters)."))
+        until = pending.received_at + pending_retention()
+        if now < until:
+            raise DiscardRefused(
+                _("This result can be discarded from %(date)s (it is kept for the person's registration until then).")
+                % {"date": timezone.localtime(until).strftime("%Y-%m-%d")}
+            )
+        report = pending.report
+        report.outcome = LabReport.Outcome.DISCARDED
+        report.save(update_fields=["outcome"])
+        audit_record(
+            actor=actor,
+            action="fhir.pending_discarded",
+            outcome="discarded",
+            target=report,
+            clinic=pending.clinic,
+            details={
+                "sender": pending.sender.name,
+                "received_at": pending.received_at.isoformat(),
+                "kinds": pending.kinds,
+                "reason": reason,
+            },
+        )
+        pending.delete()

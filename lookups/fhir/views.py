@@ -130,7 +130,8 @@ def capability_statement() -> dict:
                 "documentation": (
                     "Write only. Patient identified by the resident ID number (GB 11643) with identifier "
                     f"system {services.DEFAULT_ID_SYSTEMS[0]}; results are matched, never create a person, "
-                    "and unmatched results wait for a registration. Only status=final is accepted. "
+                    "and unmatched results wait for a registration. status=final records a report; amended or "
+                    "corrected (same identifier) replaces it; entered-in-error withdraws it. "
                     f"At most {services.MAX_ENTRIES} entries and {services.MAX_BODY_BYTES} bytes per request."
                 ),
                 "security": {

@@ -13,12 +13,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookups import face_pipeline as fp
 from lookups import faces
+from lookups.faces.burst import y4m_frames
+from lookups.faces.calibration import default_faces_dir
+from lookups.faces.images import load_probe_image
+from lookups.faces.matching import DEFAULT_THRESHOLD
 
 
 def _root() -> Path:
-    root = fp.default_faces_dir()
+    root = default_faces_dir()
     if not (root / "live" / "clip_06" / "001.jpg").is_file() or not (root / "camera" / "person_01.y4m").is_file():
         msg = f"live clips / camera clips not found under {root} (set KINGUARD_FACES_DIR)"
         if os.environ.get("CI", "").lower() == "true":
@@ -29,11 +32,11 @@ def _root() -> Path:
 
 def _window(clip: str, start: int, n: int = 35) -> list[np.ndarray]:
     files = sorted((_root() / "live" / clip).glob("*.jpg"))[start : start + n]
-    return [fp.load_probe_image(f.read_bytes()) for f in files]
+    return [load_probe_image(f.read_bytes()) for f in files]
 
 
 def _check(frames: list[np.ndarray], *actions: str) -> faces.CaptureDecision:
-    return faces.check_capture(frames, challenge=actions, template=None, threshold=fp.DEFAULT_THRESHOLD)
+    return faces.check_capture(frames, challenge=actions, template=None, threshold=DEFAULT_THRESHOLD)
 
 
 @pytest.mark.parametrize(("clip", "start", "action"), [("clip_06", 47, "blink"), ("clip_12", 26, "open_mouth")])
@@ -73,6 +76,6 @@ def test_splice_of_two_people_is_refused() -> None:
 
 
 def test_zoom_pan_camera_clip_is_flat() -> None:
-    frames = fp.y4m_frames(_root() / "camera" / "person_01.y4m")
+    frames = y4m_frames(_root() / "camera" / "person_01.y4m")
     d = _check(frames, "blink")
     assert (d.accepted, d.code) == (False, "flat_surface")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from lookups import faces
-from lookups.face_pipeline import FaceSample
 from lookups.faces import liveness
+from lookups.faces.detection import FaceSample
 
 FEATURES = {
     "chin": 17,

@@ -7,8 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from guardians import services
 from guardians.models import Person
-from lookups import face_pipeline
 from lookups.audit import Actor
+from lookups.faces.errors import ProbeRejected
 
 
 class Command(BaseCommand):
@@ -37,7 +37,7 @@ class Command(BaseCommand):
             enrollment = services.face_enroll(
                 actor=Actor.for_user(staff_user), person=person, images=images, consent_text=consent
             )
-        except face_pipeline.ProbeRejected as exc:
+        except ProbeRejected as exc:
             raise CommandError(f"{photos[getattr(exc, 'image_index', 0)]}: {exc.message}") from exc
         except services.ServiceError as exc:
             raise CommandError(str(exc)) from exc

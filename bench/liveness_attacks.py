@@ -124,11 +124,20 @@ def _detect_all(frames: list[np.ndarray]) -> tuple[list[FaceSample] | None, str 
     return samples, None, time.process_time() - t0
 
 
+class _OldPathUnpickler(pickle.Unpickler):
+    """Reads caches written before the split of ``lookups.face_pipeline`` (FaceSample moved)."""
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201
+        if module == "lookups.face_pipeline":
+            module = "lookups.faces.detection"
+        return super().find_class(module, name)
+
+
 def _cached(key: str, make_frames) -> tuple[list[FaceSample] | None, str | None, float, int]:
     CACHE.mkdir(exist_ok=True)
     path = CACHE / f"{key}.pkl"
     if path.is_file():
-        return pickle.loads(path.read_bytes())
+        return _OldPathUnpickler(io.BytesIO(path.read_bytes())).load()
     frames = make_frames()
     out = (*_detect_all(frames), len(frames))
     path.write_bytes(pickle.dumps(out))

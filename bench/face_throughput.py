@@ -41,7 +41,9 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 from celery import shared_task  # noqa: E402
 
-from lookups import face_pipeline  # noqa: E402
+from lookups.faces.detection import _fr, detect_single_face, warm_up  # noqa: E402
+from lookups.faces.images import load_probe_image  # noqa: E402
+from lookups.faces.matching import compare  # noqa: E402
 
 TASK_NAME = "bench.face_throughput.check"
 
@@ -53,8 +55,8 @@ def worker_check(probe_path: str, template: list[float]) -> tuple[float, float]:
     started = time.process_time()
     with np.load(probe_path) as archive:
         frames = [archive[name] for name in archive.files]
-    sample = face_pipeline.detect_single_face(frames[0])
-    distance = face_pipeline.compare(np.asarray(template), sample).distance
+    sample = detect_single_face(frames[0])
+    distance = compare(np.asarray(template), sample).distance
     return distance, time.process_time() - started
 
 
@@ -91,22 +93,22 @@ def cpu_cost(function, repeat: int) -> float:
 
 
 def naive(data: bytes):
-    fr = face_pipeline._fr()
+    fr = _fr()
     image = fr.load_image_file(io.BytesIO(data))
     locations = fr.face_locations(image)
     return fr.face_encodings(image, locations)
 
 
 def pipeline(data: bytes, template: np.ndarray):
-    sample = face_pipeline.detect_single_face(face_pipeline.load_probe_image(data))
-    return face_pipeline.compare(template, sample)
+    sample = detect_single_face(load_probe_image(data))
+    return compare(template, sample)
 
 
 # --- throughput -------------------------------------------------------------------------------
 
 
 def _pool_init() -> None:
-    face_pipeline.warm_up()
+    warm_up()
 
 
 def pool_rate(processes: int, jobs: list[tuple[str, list[float]]]) -> tuple[float, float]:
@@ -201,9 +203,9 @@ def main() -> None:
     if not source.is_file():
         sys.exit(f"{source} not found: set KINGUARD_FACES_DIR or --faces")
 
-    face_pipeline.warm_up()
+    warm_up()
     images = {800: scaled_jpeg(source, 800), 4000: scaled_jpeg(source, 4000)}
-    template = face_pipeline.detect_single_face(face_pipeline.load_probe_image(images[800])).embedding
+    template = detect_single_face(load_probe_image(images[800])).embedding
 
     print(
         f"Images: {source.name} scaled to 800 px ({len(images[800]) // 1024} KB) and 4000 px "
@@ -238,7 +240,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kg-bench-") as tmp:
         jobs = []
         for index in range(args.tasks):
-            frame = face_pipeline.load_probe_image(images[800 if index % 2 else 4000])
+            frame = load_probe_image(images[800 if index % 2 else 4000])
             path = Path(tmp) / f"probe-{index}.npz"
             np.savez(path, frame)
             jobs.append((str(path), [float(x) for x in template]))

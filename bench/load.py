@@ -80,15 +80,14 @@ def seed(guardian_count: int, baseline_count: int) -> dict:
 
     from guardians import id_numbers, services
     from guardians.models import Clinic, User
-    from lookups import face_pipeline
     from lookups.audit import Actor
+    from lookups.faces.calibration import default_faces_dir
+    from lookups.faces.detection import detect_single_face
+    from lookups.faces.images import load_probe_image
     from lookups.services import result_record
 
-    faces = face_pipeline.default_faces_dir()
-    samples = [
-        face_pipeline.detect_single_face(face_pipeline.load_probe_image((faces / f"person_01/0{i}.jpg").read_bytes()))
-        for i in (1, 2, 3)
-    ]
+    faces = default_faces_dir()
+    samples = [detect_single_face(load_probe_image((faces / f"person_01/0{i}.jpg").read_bytes())) for i in (1, 2, 3)]
     clinic = Clinic.objects.create(name="Load Clinic")
     system = Actor.system("bench")
     staff_users = []

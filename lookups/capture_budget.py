@@ -25,12 +25,12 @@ from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
-from . import face_pipeline
+from .faces.images import ALLOWED_FORMATS
 
 MAX_FRAME_SIDE = 2048
 MAX_FRAME_PIXELS = 2_200_000
 #: Frames per capture: ~4 s at 10 fps (the page sends forms.BURST_FRAMES = 35), with margin.
-#: face_pipeline.MAX_BURST_FRAMES (the worker-side limit) must be at least this.
+#: MAX_BURST_FRAMES (the worker-side limit) must be at least this.
 MAX_CAPTURE_FRAMES = 40
 #: All frames together: MAX_CAPTURE_FRAMES frames of at most 640 x 640 (the page downscales
 #: every frame to <= 640 px on its long side, so 640 x 480 and 480 x 640 fit with room):
@@ -49,7 +49,7 @@ class CaptureOverBudget(Exception):
 def _header_size(stream: IO[bytes]) -> tuple[int, int]:
     """Width and height from the image header only (no pixel data is decoded)."""
     try:
-        with Image.open(stream, formats=face_pipeline.ALLOWED_FORMATS) as image:
+        with Image.open(stream, formats=ALLOWED_FORMATS) as image:
             return image.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise CaptureOverBudget("too_many_pixels") from exc

@@ -16,11 +16,11 @@ from django.utils.translation import gettext_lazy
 
 from guardians import permissions
 from guardians.models import Authorization, Clinic, Person, User
+from lookups.faces.images import MAX_UPLOAD_BYTES
 
-from . import face_pipeline
 from .models import AuditEvent, FaceCheck, LookupRequest
 
-# One sentence per ``face_pipeline.REJECTION_CODES`` code (upload refused in the web process or
+# One sentence per ``REJECTION_CODES`` code (upload refused in the web process or
 # photo refused by the worker), plus ``not_enrolled`` and the deployment's still-photo rule.
 FACE_REASON_MESSAGES = {
     "empty": gettext_lazy("The photo is empty. Please take the photo again."),
@@ -105,7 +105,7 @@ def last_face_check(lookup: LookupRequest) -> FaceCheck | None:
 def read_upload(upload: UploadedFile) -> bytes:
     """Read at most one byte over the pipeline's limit, so the size check can refuse it."""
     upload.seek(0)
-    return upload.read(face_pipeline.MAX_UPLOAD_BYTES + 1)
+    return upload.read(MAX_UPLOAD_BYTES + 1)
 
 
 def clinic_of_lookup(lookup: LookupRequest) -> Clinic:

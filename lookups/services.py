@@ -37,8 +37,11 @@ from guardians import permissions
 from guardians.models import Person, User
 from guardians.services import face_template_of
 
-from . import capture_budget, face_pipeline
+from . import capture_budget
 from .audit import Actor, AuditEntry, audit_record, audit_record_many
+from .faces import burst, detection, matching
+from .faces.errors import ProbeRejected
+from .faces.images import load_probe_image
 from .models import FaceCheck, LookupRequest, TestResult
 from .oversight.notices import notice_results_viewed
 from .session_binding import binding_matches
@@ -346,8 +349,8 @@ def lookup_submit_face(
             raise LookupRefused(exc.code, face_reason_message(exc.code)) from exc
     # Decode before taking any lock: bad files are refused without touching the lookup.
     try:
-        frames = [face_pipeline.load_probe_image(data) for data in images]
-    except face_pipeline.ProbeRejected as exc:
+        frames = [load_probe_image(data) for data in images]
+    except ProbeRejected as exc:
         with transaction.atomic():
             lookup = _locked_lookup(lookup_id, actor.user, session_binding)
             _audit_step(
@@ -440,14 +443,14 @@ def face_check_not_queued(*, check_id: uuid.UUID | str) -> None:
 
 def _face_threshold() -> float:
     configured = settings.KINGUARD_FACE_THRESHOLD
-    return float(configured) if configured is not None else face_pipeline.DEFAULT_THRESHOLD
+    return float(configured) if configured is not None else matching.DEFAULT_THRESHOLD
 
 
 @dataclass
 class _Computed:
     outcome: str
     reason_code: str = ""
-    verdict: face_pipeline.Verdict | None = None
+    verdict: matching.Verdict | None = None
     total_ms: int = 0
 
 
@@ -466,13 +469,13 @@ def _compute(check: FaceCheck, person: Person) -> _Computed:
             return _Computed(Outcome.ERROR, "probe_missing")
         threshold = _face_threshold()
         if len(frames) > 1:
-            verdict = face_pipeline.check_burst_arrays(frames, template, threshold=threshold)
+            verdict = burst.check_burst_arrays(frames, template, threshold=threshold)
         else:
-            sample = face_pipeline.detect_single_face(frames[0])
-            verdict = face_pipeline.compare(template, sample, threshold=threshold)
+            sample = detection.detect_single_face(frames[0])
+            verdict = matching.compare(template, sample, threshold=threshold)
         outcome = Outcome.MATCH if verdict.matched else Outcome.NO_MATCH
         return _Computed(outcome, "", verdict, int((time.monotonic() - started) * 1000))
-    except face_pipeline.ProbeRejected as exc:
+    except ProbeRejected as exc:
         return _Computed(Outcome.REJECTED, exc.code, None, int((time.monotonic() - started) * 1000))
     except SoftTimeLimitExceeded:
         # The worker's soft time limit: a clean "error" verdict instead of a lost check.
@@ -557,7 +560,7 @@ def _record_verdict(*, check_id: uuid.UUID | str, computed: _Computed) -> str:
             check.encode_ms = computed.verdict.encode_ms
         else:
             check.threshold = _face_threshold()
-            check.model_version = face_pipeline.MODEL_VERSION
+            check.model_version = matching.MODEL_VERSION
         probe_path, check.probe_path = check.probe_path, ""
         outcome = computed.outcome
         if lookup.state != State.CHECKING_FACE:

@@ -19,7 +19,9 @@ from celery.signals import worker_process_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
-from . import face_pipeline, services
+from lookups.faces.detection import warm_up
+
+from . import services
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 def _load_face_models(**_kwargs) -> None:
     """Load the dlib models once per worker process, before the first task arrives."""
     started = time.monotonic()
-    face_pipeline.warm_up()
+    warm_up()
     logger.info("face models loaded in %d ms (pid %d)", (time.monotonic() - started) * 1000, os.getpid())
 
 

@@ -203,7 +203,7 @@ KINGUARD_FACE_FAILURES_BEFORE_DELAY = 5
 KINGUARD_FACE_DELAY_BASE_SECONDS = 30
 KINGUARD_FACE_CHECK_STALE_SECONDS = env.int("KINGUARD_FACE_CHECK_STALE_SECONDS", 120)
 KINGUARD_AUTHORIZATION_DEFAULT_DAYS = 365
-# None means: use the calibrated default of the face pipeline (lookups.face_pipeline).
+# None means: use the calibrated default of the face pipeline (lookups.faces.matching).
 KINGUARD_FACE_THRESHOLD = (
     env.float("KINGUARD_FACE_THRESHOLD") if env.str("KINGUARD_FACE_THRESHOLD", "").strip() else None
 )

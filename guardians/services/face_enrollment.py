@@ -33,17 +33,19 @@ if TYPE_CHECKING:
 def face_samples_from_images(images: Sequence[bytes]) -> list:
     """Decode and quality-check enrollment photos (pure computation, nothing stored).
 
-    Raises ``face_pipeline.ProbeRejected`` with ``.image_index`` naming the failing photo.
+    Raises ``ProbeRejected`` with ``.image_index`` naming the failing photo.
     """
-    from lookups import face_pipeline
+    from lookups.faces.detection import detect_single_face
+    from lookups.faces.errors import ProbeRejected
+    from lookups.faces.images import load_probe_image
 
     if not images:
         raise ServiceError("Provide at least one photo.")
     samples = []
     for index, data in enumerate(images):
         try:
-            samples.append(face_pipeline.detect_single_face(face_pipeline.load_probe_image(data)))
-        except face_pipeline.ProbeRejected as exc:
+            samples.append(detect_single_face(load_probe_image(data)))
+        except ProbeRejected as exc:
             exc.image_index = index
             raise
     return samples
@@ -67,7 +69,7 @@ def face_enroll(
     ``face_samples_from_images`` (e.g. in form validation). The template is the mean
     embedding. Re-enrollment replaces the previous template, audited.
     """
-    from lookups import face_pipeline
+    from lookups.faces.matching import MODEL_VERSION, build_template, encode_template_bytes
 
     require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
     now = timezone.now()
@@ -77,7 +79,7 @@ def face_enroll(
         samples = face_samples_from_images(images)
     if not samples:
         raise ServiceError("Provide at least one photo.")
-    template = face_pipeline.build_template(samples)
+    template = build_template(samples)
     with transaction.atomic():
         Person.objects.select_for_update().get(pk=person.pk)
         if consent_id is None:
@@ -93,8 +95,8 @@ def face_enroll(
         replaced = FaceEnrollment.objects.filter(person=person).delete()[0] > 0
         enrollment = FaceEnrollment.objects.create(
             person=person,
-            template_ciphertext=crypto.encrypt(face_pipeline.encode_template_bytes(template)),
-            model_version=face_pipeline.MODEL_VERSION,
+            template_ciphertext=crypto.encrypt(encode_template_bytes(template)),
+            model_version=MODEL_VERSION,
             sample_count=len(samples),
             consent=consent,
             consent_text=consent.consent_text,
@@ -110,7 +112,7 @@ def face_enroll(
             subject=person,
             target=enrollment,
             clinic=person.clinic,
-            details={"samples": len(samples), "model_version": face_pipeline.MODEL_VERSION},
+            details={"samples": len(samples), "model_version": MODEL_VERSION},
         )
     return enrollment
 
@@ -145,12 +147,12 @@ def face_enrollment_withdraw(*, actor: Actor, person: Person, reason: str) -> bo
 
 def face_template_of(person: Person):
     """Decrypt a person's reference template (numpy vector) or None if not enrolled."""
-    from lookups import face_pipeline
+    from lookups.faces.matching import decode_template_bytes
 
     enrollment = FaceEnrollment.objects.filter(person=person).first()
     if enrollment is None:
         return None
-    return face_pipeline.decode_template_bytes(crypto.decrypt(enrollment.template_ciphertext))
+    return decode_template_bytes(crypto.decrypt(enrollment.template_ciphertext))
 
 
 def face_consent_record(

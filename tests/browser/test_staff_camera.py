@@ -6,8 +6,10 @@ import pytest
 
 from guardians import services as guardian_services
 from guardians.models import FaceEnrollment
-from lookups import face_pipeline
 from lookups.audit import Actor
+from lookups.faces.detection import detect_single_face
+from lookups.faces.images import load_probe_image
+from lookups.faces.matching import compare
 from tests.browser.conftest import PASSWORD, assert_accessible, shot
 from tests.conftest import face_bytes, totp_now
 
@@ -43,7 +45,7 @@ def test_staff_enrolls_a_face_with_the_webcam(new_page, family):
     enrollment = FaceEnrollment.objects.get(person=family.guardian)
     assert enrollment.sample_count == 3
     template = guardian_services.face_template_of(family.guardian)
-    other_photo = face_pipeline.detect_single_face(face_pipeline.load_probe_image(face_bytes("person_04/02.jpg")))
-    old_identity = face_pipeline.detect_single_face(face_pipeline.load_probe_image(face_bytes("person_01/04.jpg")))
-    assert face_pipeline.compare(template, other_photo).matched
-    assert not face_pipeline.compare(template, old_identity).matched
+    other_photo = detect_single_face(load_probe_image(face_bytes("person_04/02.jpg")))
+    old_identity = detect_single_face(load_probe_image(face_bytes("person_01/04.jpg")))
+    assert compare(template, other_photo).matched
+    assert not compare(template, old_identity).matched

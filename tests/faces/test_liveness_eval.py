@@ -14,14 +14,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image
 
-from lookups import face_pipeline as fp
+from lookups.faces.calibration import default_faces_dir
 
 LINE = re.compile(r"^(\S+) (accepted|refused [a-z_]+)$")
 
 
 @pytest.fixture(scope="module")
 def live() -> Path:
-    root = fp.default_faces_dir() / "live"
+    root = default_faces_dir() / "live"
     if not (root / "clip_00" / "001.jpg").is_file():
         msg = f"live clips not found at {root} (set KINGUARD_FACES_DIR)"
         if os.environ.get("CI", "").lower() == "true":

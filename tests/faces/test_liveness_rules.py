@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from lookups import faces
-from lookups.face_pipeline import FaceSample
+from lookups.faces import liveness
+from lookups.faces.detection import FaceSample
 
 FEATURES = {
     "chin": 17,
@@ -75,14 +76,14 @@ def test_box_jump_is_a_break() -> None:
     rng = np.random.default_rng(3)
     lm = _face(rng)
     steady = [_sample(lm, (100 + i, 300 + i, 300 + i, 100 + i)) for i in range(6)]
-    assert faces._continuity_break(steady) is None
-    jumped = steady[:3] + [_sample(lm, (100, 500, 300, 300))] + steady[3:]
-    assert faces._continuity_break(jumped) == 3
+    assert liveness._continuity_break(steady) is None
+    jumped = steady[:3] + [_sample(lm, (100, 620, 300, 420))] + steady[3:]
+    assert liveness._continuity_break(jumped) == 3
     rescaled = steady[:3] + [_sample(lm, (100, 420, 400, 100))]
-    assert faces._continuity_break(rescaled) == 3
+    assert liveness._continuity_break(rescaled) == 3
 
 
 def test_cut_to_another_photo_is_a_break() -> None:
     a, b = _face(np.random.default_rng(4)), _face(np.random.default_rng(5))
     frames = [_sample(a)] * 3 + [_sample(b)] * 3
-    assert faces._continuity_break(frames) == 3
+    assert liveness._continuity_break(frames) == 3

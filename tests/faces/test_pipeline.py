@@ -1,4 +1,4 @@
-"""Tests of lookups.face_pipeline (plain pytest, no database).
+"""Tests of the face modules in lookups.faces (plain pytest, no database).
 
 Face images come from the shared, licence-restricted set (KINGUARD_FACES_DIR or
 ../shared/faces); they are read by path and never copied into the repo. Bad inputs are built
@@ -19,7 +19,20 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from lookups import face_pipeline as fp
+from lookups.faces.burst import check_burst, y4m_frames
+from lookups.faces.calibration import calibrate, default_faces_dir, parse_identities
+from lookups.faces.detection import FaceSample, detect_single_face, warm_up
+from lookups.faces.errors import REJECTION_CODES, ProbeRejected
+from lookups.faces.images import MAX_BURST_FRAMES, MAX_LONG_SIDE, MAX_UPLOAD_BYTES, MIN_FACE_HEIGHT_PX, load_probe_image
+from lookups.faces.matching import (
+    DEFAULT_THRESHOLD,
+    MODEL_VERSION,
+    build_template,
+    compare,
+    decode_template_bytes,
+    encode_template_bytes,
+    face_distance,
+)
 
 # --------------------------------------------------------------------------------------------
 # Fixtures and helpers
@@ -28,7 +41,7 @@ from lookups import face_pipeline as fp
 
 @pytest.fixture(scope="module")
 def faces() -> Path:
-    root = fp.default_faces_dir()
+    root = default_faces_dir()
     if not (root / "person_01").is_dir():
         msg = f"face test set not found at {root} (set KINGUARD_FACES_DIR)"
         if os.environ.get("CI", "").lower() == "true":
@@ -51,14 +64,14 @@ def _png(im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _sample(path: Path) -> fp.FaceSample:
-    return fp.detect_single_face(fp.load_probe_image(path.read_bytes()))
+def _sample(path: Path) -> FaceSample:
+    return detect_single_face(load_probe_image(path.read_bytes()))
 
 
 def _code(data: bytes) -> str:
-    with pytest.raises(fp.ProbeRejected) as info:
-        fp.detect_single_face(fp.load_probe_image(data))
-    assert info.value.message == fp.REJECTION_CODES[info.value.code]
+    with pytest.raises(ProbeRejected) as info:
+        detect_single_face(load_probe_image(data))
+    assert info.value.message == REJECTION_CODES[info.value.code]
     assert "retake" in info.value.message.lower() or "take" in info.value.message.lower()
     return info.value.code
 
@@ -78,7 +91,7 @@ def _png_header_only(width: int, height: int) -> bytes:
 @pytest.fixture(scope="module")
 def obama_template(faces: Path) -> np.ndarray:
     """Template of person_01/01-03 (person_01/04.jpg is the source of the camera clip)."""
-    return fp.build_template([_sample(faces / f"person_01/0{i}.jpg") for i in (1, 2, 3)])
+    return build_template([_sample(faces / f"person_01/0{i}.jpg") for i in (1, 2, 3)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,52 +100,52 @@ def obama_template(faces: Path) -> np.ndarray:
 
 
 def test_model_version_built_from_installed_versions() -> None:
-    assert re.fullmatch(r"face_recognition-\d[\d.]*/dlib-\d[\d.]*/resnet128-v1/hog", fp.MODEL_VERSION)
+    assert re.fullmatch(r"face_recognition-\d[\d.]*/dlib-\d[\d.]*/resnet128-v1/hog", MODEL_VERSION)
 
 
 def test_default_threshold_is_calibrated_and_strict() -> None:
-    assert 0.3 <= fp.DEFAULT_THRESHOLD <= 0.5
-    assert fp.MAX_UPLOAD_BYTES == 10 * 1024 * 1024
+    assert 0.3 <= DEFAULT_THRESHOLD <= 0.5
+    assert MAX_UPLOAD_BYTES == 10 * 1024 * 1024
 
 
 def test_probe_rejected_codes_messages_and_pickle() -> None:
-    for code, message in fp.REJECTION_CODES.items():
-        exc = fp.ProbeRejected(code)
+    for code, message in REJECTION_CODES.items():
+        exc = ProbeRejected(code)
         assert exc.message == message and str(exc) == message
         assert message.endswith(".") and "Traceback" not in message
         clone = pickle.loads(pickle.dumps(exc))  # noqa: S301 - own object; Celery pickles errors
         assert (clone.code, clone.message) == (code, message)
     with pytest.raises(ValueError):
-        fp.ProbeRejected("bogus")
+        ProbeRejected("bogus")
 
 
 def test_template_bytes_roundtrip_and_validation() -> None:
     vec = np.random.default_rng(0).normal(size=128)
-    blob = fp.encode_template_bytes(vec)
+    blob = encode_template_bytes(vec)
     assert len(blob) == 1024
-    assert np.array_equal(fp.decode_template_bytes(blob), vec)
+    assert np.array_equal(decode_template_bytes(blob), vec)
     with pytest.raises(ValueError):
-        fp.decode_template_bytes(blob[:-8])
+        decode_template_bytes(blob[:-8])
     with pytest.raises(ValueError):
-        fp.decode_template_bytes(blob + b"\0")
+        decode_template_bytes(blob + b"\0")
     with pytest.raises(ValueError):
-        fp.decode_template_bytes(fp.encode_template_bytes(vec)[:-8] + struct.pack("<d", np.nan))
+        decode_template_bytes(encode_template_bytes(vec)[:-8] + struct.pack("<d", np.nan))
     with pytest.raises(ValueError):
-        fp.encode_template_bytes(np.zeros(127))
+        encode_template_bytes(np.zeros(127))
 
 
 def test_build_template_is_mean_and_needs_a_sample() -> None:
-    def fake(vec: np.ndarray) -> fp.FaceSample:
-        return fp.FaceSample(vec, (0, 1, 1, 0), 1, 100.0, 100.0, None)
+    def fake(vec: np.ndarray) -> FaceSample:
+        return FaceSample(vec, (0, 1, 1, 0), 1, 100.0, 100.0, None)
 
     a, b = np.zeros(128), np.ones(128)
-    assert np.allclose(fp.build_template([fake(a), fake(b)]), 0.5)
+    assert np.allclose(build_template([fake(a), fake(b)]), 0.5)
     with pytest.raises(ValueError):
-        fp.build_template([])
-    verdict = fp.compare(np.zeros(128), fake(np.full(128, 0.01)), threshold=0.2)
+        build_template([])
+    verdict = compare(np.zeros(128), fake(np.full(128, 0.01)), threshold=0.2)
     assert verdict.matched and verdict.distance == pytest.approx(0.01 * np.sqrt(128))
-    assert verdict.threshold == 0.2 and verdict.model_version == fp.MODEL_VERSION
-    assert not fp.compare(np.zeros(128), fake(np.full(128, 0.1)), threshold=0.2).matched
+    assert verdict.threshold == 0.2 and verdict.model_version == MODEL_VERSION
+    assert not compare(np.zeros(128), fake(np.full(128, 0.1)), threshold=0.2).matched
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,19 +194,19 @@ def test_cmyk_jpeg(faces: Path) -> None:
     src = Image.open(faces / "person_01/02.jpg")
     data = _jpeg(src.convert("CMYK"))
     assert Image.open(io.BytesIO(data)).mode == "CMYK"
-    image = fp.load_probe_image(data)
+    image = load_probe_image(data)
     assert image.dtype == np.uint8 and image.shape == (800, 417, 3)
-    cmyk = fp.detect_single_face(image)
-    assert fp.face_distance(cmyk.embedding, _sample(faces / "person_01/02.jpg").embedding) < 0.1
+    cmyk = detect_single_face(image)
+    assert face_distance(cmyk.embedding, _sample(faces / "person_01/02.jpg").embedding) < 0.1
 
 
 def test_sixteen_bit_png_is_rescaled_not_clipped(faces: Path) -> None:
     gray = np.asarray(Image.open(faces / "person_01/02.jpg").convert("L"), dtype=np.uint16)
     data = _png(Image.fromarray(gray * 257))
     assert Image.open(io.BytesIO(data)).mode.startswith("I")
-    image = fp.load_probe_image(data)
+    image = load_probe_image(data)
     assert image.dtype == np.uint8 and abs(float(image.mean()) - float(gray.mean())) < 1.0
-    assert fp.detect_single_face(image).face_height_px >= fp.MIN_FACE_HEIGHT_PX
+    assert detect_single_face(image).face_height_px >= MIN_FACE_HEIGHT_PX
 
 
 def test_png_with_alpha_is_composited_on_white(faces: Path) -> None:
@@ -201,9 +214,9 @@ def test_png_with_alpha_is_composited_on_white(faces: Path) -> None:
     alpha = np.full((rgba.height, rgba.width), 255, np.uint8)
     alpha[:40, :40] = 0  # fully transparent corner (pixels underneath stay dark)
     rgba.putalpha(Image.fromarray(alpha))
-    image = fp.load_probe_image(_png(rgba))
+    image = load_probe_image(_png(rgba))
     assert (image[:40, :40] == 255).all()
-    fp.detect_single_face(image)
+    detect_single_face(image)
 
 
 def test_exif_rotated_portrait(faces: Path) -> None:
@@ -211,9 +224,9 @@ def test_exif_rotated_portrait(faces: Path) -> None:
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # camera sensor is landscape
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display"
-    image = fp.load_probe_image(_jpeg(stored, exif=exif.tobytes()))
+    image = load_probe_image(_jpeg(stored, exif=exif.tobytes()))
     assert image.shape[:2] == (800, 417)
-    fp.detect_single_face(image)
+    detect_single_face(image)
     # Without the orientation tag the face lies on its side and is not found.
     assert _code(_jpeg(stored)) == "no_face"
 
@@ -222,20 +235,20 @@ def test_large_upscaled_image_is_downscaled_and_matches(faces: Path, obama_templ
     src = Image.open(faces / "person_01/04.jpg")  # 800x450
     big = src.resize((4000, 2250), Image.Resampling.BICUBIC)
     data = _jpeg(big, quality=85)
-    assert len(data) <= fp.MAX_UPLOAD_BYTES
-    image = fp.load_probe_image(data)
-    assert max(image.shape[:2]) == fp.MAX_LONG_SIDE
-    sample = fp.detect_single_face(image)
-    verdict = fp.compare(obama_template, sample)
+    assert len(data) <= MAX_UPLOAD_BYTES
+    image = load_probe_image(data)
+    assert max(image.shape[:2]) == MAX_LONG_SIDE
+    sample = detect_single_face(image)
+    verdict = compare(obama_template, sample)
     assert verdict.matched
-    original = fp.compare(obama_template, _sample(faces / "person_01/04.jpg"))
+    original = compare(obama_template, _sample(faces / "person_01/04.jpg"))
     assert abs(verdict.distance - original.distance) < 0.05
 
 
 def test_large_original_stays_within_bounds(faces: Path) -> None:
-    image = fp.load_probe_image((faces / "special/large_original.jpg").read_bytes())
+    image = load_probe_image((faces / "special/large_original.jpg").read_bytes())
     assert image.shape == (800, 492, 3)
-    assert fp.detect_single_face(image).face_height_px > 100
+    assert detect_single_face(image).face_height_px > 100
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,7 +272,7 @@ def test_multiple_faces(faces: Path, name: str) -> None:
 
 def test_lfw_thumbnail_passes_gate(faces: Path) -> None:
     sample = _sample(faces / "person_12/01.jpg")  # 150x150, ~72 px face
-    assert sample.face_height_px >= fp.MIN_FACE_HEIGHT_PX
+    assert sample.face_height_px >= MIN_FACE_HEIGHT_PX
     assert sample.embedding.shape == (128,) and sample.embedding.dtype == np.float64
     assert sample.landmarks is not None and len(sample.landmarks["left_eye"]) == 6
 
@@ -280,21 +293,21 @@ def test_too_blurry(faces: Path) -> None:
 
 
 def test_same_identity_matches(faces: Path, obama_template: np.ndarray) -> None:
-    verdict = fp.compare(obama_template, _sample(faces / "person_01/04.jpg"))
-    assert verdict.matched and verdict.distance <= fp.DEFAULT_THRESHOLD
-    assert verdict.model_version == fp.MODEL_VERSION and verdict.encode_ms >= 0
+    verdict = compare(obama_template, _sample(faces / "person_01/04.jpg"))
+    assert verdict.matched and verdict.distance <= DEFAULT_THRESHOLD
+    assert verdict.model_version == MODEL_VERSION and verdict.encode_ms >= 0
 
 
 def test_other_identity_refused(faces: Path, obama_template: np.ndarray) -> None:
     for probe in ("person_04/02.jpg", "person_10/08.jpg", "person_36/01.jpg"):
-        verdict = fp.compare(obama_template, _sample(faces / probe))
+        verdict = compare(obama_template, _sample(faces / probe))
         assert not verdict.matched, probe
 
 
 def test_stored_template_compares_identically(faces: Path, obama_template: np.ndarray) -> None:
-    restored = fp.decode_template_bytes(fp.encode_template_bytes(obama_template))
+    restored = decode_template_bytes(encode_template_bytes(obama_template))
     sample = _sample(faces / "person_01/04.jpg")
-    assert fp.compare(restored, sample).distance == fp.compare(obama_template, sample).distance
+    assert compare(restored, sample).distance == compare(obama_template, sample).distance
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,58 +317,56 @@ def test_stored_template_compares_identically(faces: Path, obama_template: np.nd
 
 @pytest.fixture(scope="module")
 def clip_frames(faces: Path) -> dict[str, list[bytes]]:
-    return {
-        who: [_jpeg(f) for f in fp.y4m_frames(faces / f"camera/{who}.y4m")[::2]] for who in ("person_01", "person_04")
-    }
+    return {who: [_jpeg(f) for f in y4m_frames(faces / f"camera/{who}.y4m")[::2]] for who in ("person_01", "person_04")}
 
 
 def test_y4m_reader(faces: Path) -> None:
-    frames = fp.y4m_frames(faces / "camera/person_01.y4m")
+    frames = y4m_frames(faces / "camera/person_01.y4m")
     assert len(frames) == 10
     assert all(f.shape == (480, 640, 3) and f.dtype == np.uint8 for f in frames)
 
 
 def test_burst_of_camera_clip_accepted(clip_frames: dict[str, list[bytes]], obama_template: np.ndarray) -> None:
-    verdict = fp.check_burst(clip_frames["person_01"], obama_template)
+    verdict = check_burst(clip_frames["person_01"], obama_template)
     assert verdict.matched
-    assert verdict.distance <= verdict.threshold == fp.DEFAULT_THRESHOLD
+    assert verdict.distance <= verdict.threshold == DEFAULT_THRESHOLD
 
 
 def test_burst_rigid_only_motion_refused_when_nonrigid_required(
     clip_frames: dict[str, list[bytes]], obama_template: np.ndarray
 ) -> None:
     # The clips are a zoom/pan of one still: honest limit of the default motion test.
-    with pytest.raises(fp.ProbeRejected) as info:
-        fp.check_burst(clip_frames["person_01"], obama_template, require_nonrigid=True)
+    with pytest.raises(ProbeRejected) as info:
+        check_burst(clip_frames["person_01"], obama_template, require_nonrigid=True)
     assert info.value.code == "no_motion"
 
 
 def test_burst_other_identity_not_matched(clip_frames: dict[str, list[bytes]], obama_template: np.ndarray) -> None:
-    verdict = fp.check_burst(clip_frames["person_04"], obama_template)
+    verdict = check_burst(clip_frames["person_04"], obama_template)
     assert not verdict.matched and verdict.distance > 0.6
 
 
 def test_burst_repeated_still_refused(clip_frames: dict[str, list[bytes]], obama_template: np.ndarray) -> None:
-    with pytest.raises(fp.ProbeRejected) as info:
-        fp.check_burst([clip_frames["person_01"][0]] * 5, obama_template)
+    with pytest.raises(ProbeRejected) as info:
+        check_burst([clip_frames["person_01"][0]] * 5, obama_template)
     assert info.value.code == "replayed_still"
 
 
 def test_burst_noise_only_is_no_motion(faces: Path, obama_template: np.ndarray) -> None:
-    still = fp.y4m_frames(faces / "camera/person_01.y4m", limit=1)[0].astype(np.float64)
+    still = y4m_frames(faces / "camera/person_01.y4m", limit=1)[0].astype(np.float64)
     rng = np.random.default_rng(7)
     noisy = [_jpeg(np.clip(still + rng.normal(0, 4, still.shape), 0, 255).astype(np.uint8)) for _ in range(4)]
-    with pytest.raises(fp.ProbeRejected) as info:
-        fp.check_burst(noisy, obama_template)
+    with pytest.raises(ProbeRejected) as info:
+        check_burst(noisy, obama_template)
     assert info.value.code in {"no_motion", "replayed_still"}
 
 
 def test_burst_frame_count_limits(clip_frames: dict[str, list[bytes]], obama_template: np.ndarray) -> None:
-    with pytest.raises(fp.ProbeRejected) as info:
-        fp.check_burst(clip_frames["person_01"][:2], obama_template)
+    with pytest.raises(ProbeRejected) as info:
+        check_burst(clip_frames["person_01"][:2], obama_template)
     assert info.value.code == "too_few_frames"
-    with pytest.raises(fp.ProbeRejected) as info:
-        fp.check_burst([b"x"] * (fp.MAX_BURST_FRAMES + 1), obama_template)
+    with pytest.raises(ProbeRejected) as info:
+        check_burst([b"x"] * (MAX_BURST_FRAMES + 1), obama_template)
     assert info.value.code == "too_many_frames"
 
 
@@ -366,28 +377,52 @@ def test_burst_frame_count_limits(clip_frames: dict[str, list[bytes]], obama_tem
 
 def test_parse_identities() -> None:
     names = [f"person_{i:02d}" for i in range(1, 41)]
-    chosen = fp.parse_identities("person_01-03,person_36-37", names)
+    chosen = parse_identities("person_01-03,person_36-37", names)
     assert chosen == ["person_01", "person_02", "person_03", "person_36", "person_37"]
-    assert fp.parse_identities(None, names) == names
+    assert parse_identities(None, names) == names
     with pytest.raises(ValueError):
-        fp.parse_identities("person_41", names)
+        parse_identities("person_41", names)
 
 
 def test_calibrate_small_subset(faces: Path) -> None:
     from lookups.management.commands.calibrate_faces import format_report
 
-    result = fp.calibrate(faces, 3, "person_36-38", [0.3, 0.4, 0.5])
+    result = calibrate(faces, 3, "person_36-38", [0.3, 0.4, 0.5])
     assert result["n_templates"] == 3 and result["n_probes"] == 15
     assert len(result["genuine"]) == 15 and len(result["impostor"]) == 30
     assert [r["threshold"] for r in result["rows"]] == [0.3, 0.4, 0.5]
-    last = format_report(result)[-1]
+    lines = format_report(result)
+    last = lines[-1]
     assert re.fullmatch(r"threshold=0\.\d\d fmr=\d+\.\d{3}% fnmr=\d+\.\d{2}% genuine=15 impostor=30", last)
+    # the look-alike line: every identity's nearest other identity, all its accepted photos
+    assert len(result["nearest_pairs"]) == 3
+    assert result["nearest_pairs_fmr"]["comparisons"] == 3 * 8  # the johns: 8 accepted photos each
+    summary = next(line for line in lines if line.startswith("nearest-identity pairs: "))
+    assert re.match(r"nearest-identity pairs: fmr=\d+\.\d\d% \(\d+ of 24 ", summary)
+    assert "person_36 (John_Salley) <- person_3" in "\n".join(lines)
+
+
+def test_nearest_identity_pairs_pick_the_closest_template_and_count_its_photos() -> None:
+    from lookups.faces.calibration import nearest_identity_pairs, pairs_fmr
+
+    base = np.zeros(128)
+    templates = {"a": base, "b": base + 0.02, "c": base + 0.5}  # |a-b| = 0.23, |a-c| = 5.7
+    photos = {
+        "a": [("a/1", base)],
+        "b": [("b/1", base + 0.01), ("b/2", base + 0.2)],  # 0.11 and 2.26 from a
+        "c": [("c/1", base + 0.5)],
+    }
+    pairs = {p["identity"]: p for p in nearest_identity_pairs(templates, photos, 0.42)}
+    assert (pairs["a"]["nearest"], pairs["b"]["nearest"], pairs["c"]["nearest"]) == ("b", "a", "b")
+    assert (pairs["a"]["false_matches"], pairs["a"]["comparisons"]) == (1, 2)
+    assert pairs["a"]["closest"] == pytest.approx(0.01 * np.sqrt(128))
+    assert pairs_fmr(list(pairs.values())) == {"comparisons": 5, "false_matches": 2, "fmr": 0.4}
 
 
 def test_truncated_jpeg_stays_refused_after_the_models_load(faces: Path):
     """face_recognition sets Pillow's LOAD_TRUNCATED_IMAGES on import; the pipeline undoes it."""
-    fp.warm_up()
+    warm_up()
     data = (faces / "person_02/01.jpg").read_bytes()
-    with pytest.raises(fp.ProbeRejected) as excinfo:
-        fp.load_probe_image(data[: len(data) // 2])
+    with pytest.raises(ProbeRejected) as excinfo:
+        load_probe_image(data[: len(data) // 2])
     assert excinfo.value.code == "unreadable"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from celery import shared_task
 
-from lookups import face_pipeline
+from lookups.faces.detection import _fr
 
 
 @shared_task(name="tests.worker_probe.report_process")
 def report_process(out_path: str) -> None:
-    loads = face_pipeline._fr.cache_info()
+    loads = _fr.cache_info()
     report = {"pid": os.getpid(), "model_loads": loads.misses, "model_uses": loads.hits}
     tmp = Path(out_path).with_suffix(".tmp")
     tmp.write_text(json.dumps(report))

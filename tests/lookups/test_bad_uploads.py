@@ -17,7 +17,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from lookups import face_pipeline, selectors
+from lookups import selectors
+from lookups.faces.images import MAX_LONG_SIDE
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
 from tests.conftest import face_bytes
 from tests.lookups.helpers import pass_otp, run_pending_check, start_lookup
@@ -162,7 +163,7 @@ def test_unusual_but_valid_photo_is_normalized_and_matches(
     with np.load(at_face_step.face_checks.get().probe_path) as archive:
         (frame,) = [archive[key] for key in archive.files]
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
-    assert max(frame.shape[:2]) <= face_pipeline.MAX_LONG_SIDE
+    assert max(frame.shape[:2]) <= MAX_LONG_SIDE
     if name == "portrait.jpg":
         assert frame.shape[0] > frame.shape[1]  # upright, as the EXIF tag says
     with django_capture_on_commit_callbacks(execute=True):

@@ -7,8 +7,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from lookups import face_pipeline, services
+from lookups import services
 from lookups.audit import Actor
+from lookups.faces.burst import y4m_frames
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
 from tests.conftest import face_bytes, require_faces
 from tests.lookups.helpers import pass_otp, run_pending_check, start_lookup, submit_face
@@ -32,7 +33,7 @@ def jpeg(array) -> bytes:
 
 def clip_frames(name: str, count: int = 5) -> list[bytes]:
     """Every other frame of a fake-webcam clip (5 fps), as the camera page would grab them."""
-    frames = face_pipeline.y4m_frames(require_faces() / "camera" / name, limit=2 * count)
+    frames = y4m_frames(require_faces() / "camera" / name, limit=2 * count)
     return [jpeg(frame) for frame in frames[::2]][:count]
 
 

@@ -14,8 +14,9 @@ from django.utils import timezone
 from kombu import Connection
 
 from config.celery import app
-from lookups import face_pipeline, services, tasks
+from lookups import services, tasks
 from lookups.audit import Actor
+from lookups.faces import detection
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
 from tests.conftest import face_bytes
 from tests.lookups.helpers import pass_otp, start_lookup
@@ -109,7 +110,8 @@ def test_soft_time_limit_inside_the_pipeline_is_an_error_verdict(
     def too_slow(*_args, **_kwargs):
         raise SoftTimeLimitExceeded
 
-    monkeypatch.setattr(face_pipeline, "detect_single_face", too_slow)
+    # looked up in lookups.faces.detection by the worker (services calls detection.detect_single_face)
+    monkeypatch.setattr(detection, "detect_single_face", too_slow)
     probe = Path(queued_check.probe_path)
     with django_capture_on_commit_callbacks(execute=True):
         assert services.face_check_run(check_id=queued_check.pk) == Outcome.ERROR

@@ -14,7 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image, ImageFile
 
-from lookups import capture_budget, face_pipeline
+from lookups import capture_budget
+from lookups.faces.images import MAX_BURST_FRAMES, MAX_IMAGE_PIXELS
 from lookups.forms import FaceBurstForm
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
 from lookups.selectors import face_reason_message
@@ -30,7 +31,7 @@ def huge_png() -> bytes:
     buffer = io.BytesIO()
     Image.new("L", (7000, 7000)).save(buffer, "PNG", optimize=False, compress_level=9)
     data = buffer.getvalue()
-    assert face_pipeline.MAX_IMAGE_PIXELS > 7000 * 7000 and len(data) < 1_000_000
+    assert MAX_IMAGE_PIXELS > 7000 * 7000 and len(data) < 1_000_000
     return data
 
 
@@ -101,7 +102,7 @@ def test_concurrent_oversize_bursts_are_each_refused_fast(huge_png, count_decode
     def post(index: int) -> None:
         barrier.wait(timeout=10)
         started = time.monotonic()
-        form = burst_form([huge_png] * face_pipeline.MAX_BURST_FRAMES)
+        form = burst_form([huge_png] * MAX_BURST_FRAMES)
         outcomes[index] = (form.is_valid(), form.errors.get("frames"), time.monotonic() - started)
 
     threads = [threading.Thread(target=post, args=(i,)) for i in range(len(outcomes))]

@@ -7,8 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from guardians import services
 from guardians.models import Person
-from lookups import face_pipeline
 from lookups.audit import Actor
+from lookups.faces.errors import ProbeRejected
 
 
 class Command(BaseCommand):
@@ -38,7 +38,7 @@ class Command(BaseCommand):
             # The separate biometric consent is a record of its own; face_enroll requires it.
             services.face_consent_record(actor=actor, person=person, consent_text=consent, given_by="person")
             enrollment = services.face_enroll(actor=actor, person=person, images=images)
-        except face_pipeline.ProbeRejected as exc:
+        except ProbeRejected as exc:
             raise CommandError(f"{photos[getattr(exc, 'image_index', 0)]}: {exc.message}") from exc
         except services.ServiceError as exc:
             raise CommandError(str(exc)) from exc

@@ -8,7 +8,8 @@ from django.utils.translation import gettext_lazy as _
 
 from guardians import services
 from guardians.models import FaceConsent
-from lookups import face_pipeline
+from lookups.faces.errors import ProbeRejected
+from lookups.faces.images import MAX_UPLOAD_BYTES
 
 DEFAULT_FACE_CONSENT_TEXT = (
     "I agree that Kinguard stores a mathematical template of my face (not the photo), encrypted, "
@@ -94,10 +95,10 @@ class FaceEnrollForm(forms.Form):
         images = []
         for photo in photos:
             photo.seek(0)
-            images.append(photo.read(face_pipeline.MAX_UPLOAD_BYTES + 1))
+            images.append(photo.read(MAX_UPLOAD_BYTES + 1))
         try:
             self.samples = services.face_samples_from_images(images)
-        except face_pipeline.ProbeRejected as exc:
+        except ProbeRejected as exc:
             index = getattr(exc, "image_index", 0)
             self.rejection = exc
             raise ValidationError(

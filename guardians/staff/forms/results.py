@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from guardians import permissions
 from guardians.models import User
-from lookups import face_pipeline
+from lookups.faces.images import MAX_UPLOAD_BYTES
 from lookups.models import TestResult
 
 from .common import DATETIME_INPUT, A
@@ -48,7 +48,7 @@ class ResultForm(forms.Form):
         upload = self.cleaned_data.get("sampling_photo")
         if not upload:
             return None
-        if upload.size > face_pipeline.MAX_UPLOAD_BYTES:
+        if upload.size > MAX_UPLOAD_BYTES:
             raise ValidationError(_("The photo is larger than 10 MB."))
         upload.seek(0)
         data = upload.read()

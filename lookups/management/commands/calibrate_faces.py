@@ -1,7 +1,7 @@
 """``manage.py calibrate_faces DIR --enroll K``: FMR/FNMR of the face pipeline on a labeled set.
 
 Needs no database (no system or migration checks). The measuring loop is
-:func:`lookups.face_pipeline.calibrate`; this module only parses options and prints.
+:func:`lookups.faces.calibration.calibrate`; this module only parses options and prints.
 The last output line is always exactly
 ``threshold=T fmr=X% fnmr=Y% genuine=N impostor=M`` for the configured threshold.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lookups import face_pipeline
+from lookups.faces.calibration import calibrate
 
 
 def _pct(x: float, digits: int) -> str:
@@ -22,7 +22,7 @@ def _pct(x: float, digits: int) -> str:
 
 
 def format_report(result: dict[str, Any]) -> list[str]:
-    """Human-readable report lines for a :func:`face_pipeline.calibrate` result; the last
+    """Human-readable report lines for a :func:`calibrate` result; the last
     line is the machine-readable summary for the configured threshold."""
     lines = [
         f"model={result['model_version']} enroll={result['enroll']} "
@@ -56,11 +56,39 @@ def format_report(result: dict[str, Any]) -> list[str]:
         for dist, rel, ident in result["closest_impostors"][:5]:
             lines.append(f"  {dist:.4f}  {rel}  vs {ident}")
     conf = result["configured"]
+    lines.extend(_nearest_pair_lines(result, conf["threshold"]))
     lines.append(
         f"threshold={conf['threshold']:.2f} fmr={_pct(conf['fmr'], 3)} "
         f"fnmr={_pct(conf['fnmr'], 2)} genuine={len(result['genuine'])} "
         f"impostor={len(result['impostor'])}"
     )
+    return lines
+
+
+def _nearest_pair_lines(result: dict[str, Any], threshold: float) -> list[str]:
+    """The look-alike line (issue 10): FMR of each identity's nearest other identity's photos
+    against its template, then one indented line per pair naming it."""
+    pairs = result.get("nearest_pairs") or []
+    if not pairs:
+        return []
+    names = result.get("names") or {}
+
+    def who(folder: str) -> str:
+        return f"{folder} ({names[folder]})" if folder in names else folder
+
+    summary = result["nearest_pairs_fmr"]
+    lines = [
+        f"nearest-identity pairs: fmr={_pct(summary['fmr'], 2)} "
+        f"({summary['false_matches']} of {summary['comparisons']} photos of each identity's nearest "
+        f"other identity accepted against its template; overall fmr={_pct(result['configured']['fmr'], 3)}) "
+        f"at threshold={threshold:.2f}, {len(pairs)} pairs"
+    ]
+    for pair in sorted(pairs, key=lambda p: (p["closest"], p["identity"])):
+        lines.append(
+            f"  {who(pair['identity'])} <- {who(pair['nearest'])}: template distance "
+            f"{pair['template_distance']:.3f}, closest photo {pair['closest']:.3f}, "
+            f"accepted {pair['false_matches']}/{pair['comparisons']}"
+        )
     return lines
 
 
@@ -103,7 +131,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"{ident}: {n_enrolled} enrolled, {n_probes} probes")
 
         try:
-            result = face_pipeline.calibrate(
+            result = calibrate(
                 root,
                 options["enroll"],
                 options["identities"],

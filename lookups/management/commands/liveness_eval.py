@@ -2,7 +2,7 @@
 
 DIR holds one sub-folder per capture with frames ``001.jpg``, ``002.jpg``, ... in time order
 at 10 fps. For each capture (folder names sorted) the frames are decoded with
-:func:`lookups.face_pipeline.load_probe_image` and decided by
+:func:`lookups.faces.images.load_probe_image` and decided by
 :func:`lookups.faces.check_capture`, the same code path as the face-step worker. Output, one
 line per capture: ``<folder> accepted`` or ``<folder> refused <code>``; the last line is
 exactly ``liveness: accepted=A refused=R``. Needs no database.
@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from lookups import face_pipeline, faces
+from lookups import faces
+from lookups.faces.errors import ProbeRejected
+from lookups.faces.images import load_probe_image
+from lookups.faces.matching import DEFAULT_THRESHOLD, MODEL_VERSION
 
 _FRAME_RE = re.compile(r"^(\d+)\.(jpe?g|png)$", re.IGNORECASE)
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -47,9 +50,9 @@ def evaluate_capture(
     frames: list[np.ndarray] = []
     for path in capture_frame_paths(folder):
         try:
-            frames.append(face_pipeline.load_probe_image(path.read_bytes()))
-        except face_pipeline.ProbeRejected as exc:
-            return faces.CaptureDecision(False, exc.code, None, 0, threshold, face_pipeline.MODEL_VERSION)
+            frames.append(load_probe_image(path.read_bytes()))
+        except ProbeRejected as exc:
+            return faces.CaptureDecision(False, exc.code, None, 0, threshold, MODEL_VERSION)
     return faces.check_capture(frames, challenge=challenge, template=template, threshold=threshold)
 
 
@@ -72,7 +75,7 @@ class Command(BaseCommand):
             challenge = parse_challenge(options["challenge"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        threshold = options["threshold"] if options["threshold"] is not None else face_pipeline.DEFAULT_THRESHOLD
+        threshold = options["threshold"] if options["threshold"] is not None else DEFAULT_THRESHOLD
         if not 0.0 < threshold < 2.0:
             raise CommandError("--threshold must be in (0, 2)")
         template: np.ndarray | None = None
@@ -84,9 +87,9 @@ class Command(BaseCommand):
             if not paths:
                 raise CommandError(f"{enroll_dir} holds no images")
             try:
-                images = [face_pipeline.load_probe_image(p.read_bytes()) for p in paths]
+                images = [load_probe_image(p.read_bytes()) for p in paths]
                 template = faces.build_template_from_images(images)
-            except face_pipeline.ProbeRejected as exc:
+            except ProbeRejected as exc:
                 raise CommandError(f"cannot enroll from {enroll_dir}: {exc.code}") from exc
         accepted = refused = 0
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):

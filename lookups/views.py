@@ -23,6 +23,7 @@ from guardians import services as guardian_services
 from . import selectors, services
 from .audit import Actor
 from .forms import BURST_DURATION_MS, BURST_FRAMES, FaceBurstForm, FacePhotoForm, LargeTextForm, OtpForm
+from .messages import end_reason_message, face_check_message, face_reason_message
 from .models import LookupRequest
 from .oversight.views import AuditedLoginView
 from .session_binding import session_binding
@@ -180,7 +181,7 @@ def face(request: HttpRequest, lookup_id) -> HttpResponse:
             else:
                 error = " ".join(burst.errors.get("frames", [])) or _("Please retake it with the camera.")
         elif not allow_still:
-            error = selectors.face_reason_message("still_not_allowed")
+            error = face_reason_message("still_not_allowed")
         else:
             photo_form = FacePhotoForm(request.POST, request.FILES)
             if photo_form.is_valid():
@@ -247,7 +248,7 @@ def status(request: HttpRequest, lookup_id) -> JsonResponse:
             "done": done,
             "next": _step_url(lookup),
             "outcome": (check.outcome if check else "") if done else "",
-            "message": selectors.face_check_message(check) if done else "",
+            "message": face_check_message(check) if done else "",
         }
     )
 
@@ -282,7 +283,7 @@ def ended(request: HttpRequest, lookup_id) -> HttpResponse:
         "lookups/ended.html",
         {
             "lookup": lookup,
-            "reason": selectors.end_reason_message(lookup),
+            "reason": end_reason_message(lookup),
             "last_check": selectors.last_face_check(lookup),
             "clinic": selectors.clinic_of_lookup(lookup),
         },

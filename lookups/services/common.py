@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from guardians.models import User
 
 from ..audit import Actor, audit_record
+from ..messages import refusal_message
 from ..models import FaceCheck, LookupRequest
 from ..session_binding import binding_matches
 
@@ -143,12 +143,12 @@ def _expire_if_due(lookup: LookupRequest, actor: Actor, now: dt.datetime) -> boo
 def _guard(lookup: LookupRequest, actor: Actor, now: dt.datetime, expected: set[str]) -> LookupRefused | None:
     """Common checks before a step. Returns the refusal to raise after commit, if any."""
     if _expire_if_due(lookup, actor, now):
-        return LookupRefused("expired", _("This lookup has expired. Please start a new one."))
+        return LookupRefused("expired", refusal_message("expired"))
     if lookup.state in LookupRequest.FINAL_STATES:
-        return LookupRefused("finished", _("This lookup has ended. Please start a new one."))
+        return LookupRefused("finished", refusal_message("finished"))
     if not _still_allowed(lookup, now):
         _end(lookup, state=State.DENIED, reason="authorization_inactive", actor=actor, action="lookup.denied")
-        return LookupRefused("not_authorized", _("Your authorization for this person is no longer active."))
+        return LookupRefused("not_authorized", refusal_message("not_authorized"))
     if lookup.state not in expected:
-        return LookupRefused("wrong_step", _("This step is not available now."))
+        return LookupRefused("wrong_step", refusal_message("wrong_step"))
     return None

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.utils.translation import gettext as _
 
 from guardians import permissions
 from guardians.models import Person
 
 from ..audit import Actor, audit_record
+from ..messages import refusal_message
 from ..models import LookupRequest, TestResult
 from ..oversight.notices import notice_results_viewed
 from .common import (
@@ -79,9 +79,9 @@ def result_record(
     """Record one test result for an elder of the actor's clinic, audited."""
     roles = permissions.ACTION_ROLES[permissions.StaffAction.RECORD_RESULTS]
     if actor.user is None or not permissions.is_staff_of(actor.user, elder.clinic_id, roles):
-        raise LookupRefused("not_staff", _("You are not staff of this person's clinic."))
+        raise LookupRefused("not_staff", refusal_message("not_staff"))
     if reported_at < sampled_at:
-        raise LookupRefused("bad_dates", _("A result cannot be reported before the sample was taken."))
+        raise LookupRefused("bad_dates", refusal_message("bad_dates"))
     return result_save(
         actor=actor,
         elder=elder,
@@ -164,7 +164,7 @@ def result_sampling_photo_open(*, actor: Actor, result_id: int, reason: str):
     if result is None or not result.sampling_photo:
         raise LookupNotFound
     if len(reason) < 5:
-        raise LookupRefused("reason_required", _("Type why you need to see this photo (at least a few words)."))
+        raise LookupRefused("reason_required", refusal_message("reason_required"))
     try:
         handle = result.sampling_photo.open("rb")
     except FileNotFoundError as exc:

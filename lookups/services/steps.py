@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
-from django.utils.translation import gettext as _
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from kombu.exceptions import OperationalError as BrokerUnavailable
@@ -24,6 +23,7 @@ from guardians.models import Person, User
 
 from .. import capture_budget, face_pipeline
 from ..audit import Actor, audit_record
+from ..messages import face_reason_message, refusal_message
 from ..models import FaceCheck, LookupRequest
 from .common import (
     FaceCheckingUnavailable,
@@ -129,7 +129,7 @@ def lookup_verify_otp(
             device = TOTPDevice.objects.select_for_update().filter(user=lookup.requester, confirmed=True).first()
             audit = {"actor": actor, "subject": lookup.elder, "target": lookup, "clinic": lookup.elder.clinic}
             if device is None:
-                refusal = LookupRefused("no_device", _("No authenticator is set up for you. Please ask the clinic."))
+                refusal = LookupRefused("no_device", refusal_message("no_device"))
                 audit_record(action="otp.failed", outcome="no_device", **audit)
             else:
                 allowed, info = device.verify_is_allowed()
@@ -137,7 +137,7 @@ def lookup_verify_otp(
                     locked_until = (info or {}).get("locked_until")
                     refusal = LookupRefused(
                         "throttled",
-                        _("Too many wrong codes. Please wait before trying again."),
+                        refusal_message("throttled"),
                         retry_at=locked_until,
                     )
                     audit_record(action="otp.throttled", outcome="throttled", **audit)
@@ -148,13 +148,9 @@ def lookup_verify_otp(
                     audit_record(action="otp.verified", outcome="backup_code" if backup else "ok", **audit)
                 else:
                     replayed = _was_replayed(device, token)
-                    refusal = LookupRefused(
-                        "replayed" if replayed else "wrong_code",
-                        _("That code was already used. Wait for the next code in your app.")
-                        if replayed
-                        else _("That code is not correct. Check your authenticator app and try again."),
-                    )
-                    audit_record(action="otp.failed", outcome="replayed" if replayed else "wrong_code", **audit)
+                    code = "replayed" if replayed else "wrong_code"
+                    refusal = LookupRefused(code, refusal_message(code))
+                    audit_record(action="otp.failed", outcome=code, **audit)
     if refusal is not None:
         raise refusal
     return lookup
@@ -183,18 +179,14 @@ def lookup_submit_face(
     ``FaceCheckingUnavailable`` is raised: nothing is lost, nothing is granted.
     """
     if not images:
-        raise LookupRefused("empty", _("Please take or choose a photo of your face."))
+        raise LookupRefused("empty", refusal_message("empty"))
     if len(images) == 1 and not settings.KINGUARD_ALLOW_STILL_UPLOAD:
         # A single still defeats the burst's replay check: only where the deployment allows it.
-        from ..selectors import face_reason_message
-
         raise LookupRefused("still_not_allowed", face_reason_message("still_not_allowed"))
     if len(images) > 1:
         try:  # the burst's decode budget, by headers only (the form checks it too)
             capture_budget.check_capture(images)
         except capture_budget.CaptureOverBudget as exc:
-            from ..selectors import face_reason_message
-
             raise LookupRefused(exc.code, face_reason_message(exc.code)) from exc
     # Decode before taking any lock: bad files are refused without touching the lookup.
     try:
@@ -208,8 +200,6 @@ def lookup_submit_face(
                 action="face.upload_refused",
                 outcome=exc.code,
             )
-        from ..selectors import face_reason_message
-
         raise LookupRefused(exc.code, face_reason_message(exc.code)) from exc
 
     now = _now()
@@ -225,7 +215,7 @@ def lookup_submit_face(
             if wait_until is not None:
                 refusal = LookupRefused(
                     "face_delay",
-                    _("Too many failed face checks. Please wait before trying again."),
+                    refusal_message("face_delay"),
                     retry_at=wait_until,
                 )
             if refusal is None:

@@ -157,3 +157,20 @@ def test_action_labels_are_translated_and_unknown_codes_shown_as_is():
         assert action_label("no.such_action") == "no.such_action"
     with translation.override("en"):
         assert action_label("authorization.revoked") == "Authorization revoked"
+
+
+def test_every_refusal_and_reason_sentence_has_a_chinese_translation():
+    from lookups import messages
+
+    entries = po_entries()
+    sentences = [
+        *messages.REFUSAL_MESSAGES.values(),
+        *messages.FACE_REASON_MESSAGES.values(),
+        *messages.END_REASONS.values(),
+    ]
+    with translation.override("en"):  # English is the source language: the text is the msgid
+        msgids = [str(sentence) for sentence in sentences]
+    assert len(msgids) > 30
+    assert [msgid for msgid in msgids if not entries.get((None, msgid))] == []
+    with translation.override("zh-hans"):
+        assert messages.refusal_message("wrong_code") == entries[(None, msgids[7])]

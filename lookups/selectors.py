@@ -1,16 +1,19 @@
 """Reads for the guardian and elder pages. Scoping comes from ``guardians.permissions``.
 
-Every sentence shown to people is marked for translation here (``gettext_lazy``), so
-``makemessages`` extracts it and it is rendered in the language of the request.
+Reads take no row lock (only the transitions in ``lookups.services`` do). The refusal and
+reason sentences live in ``lookups.messages`` (re-exported here for existing callers).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from guardians import permissions
@@ -23,6 +26,36 @@ from .messages import end_reason_message as end_reason_message
 from .messages import face_check_message as face_check_message
 from .messages import face_reason_message as face_reason_message
 from .models import AuditEvent, FaceCheck, LookupRequest
+from .services.common import LookupNotFound, expiry_due
+from .session_binding import binding_matches
+
+if TYPE_CHECKING:
+    from .audit import Actor
+
+
+def lookup_for_page(*, actor: Actor, lookup_id: uuid.UUID | str, session_binding: str | None = None) -> LookupRequest:
+    """The user's own lookup, from the session that started it, read without a row lock.
+
+    For page loads and the status poll, which only read: only transitions lock the row
+    (``lookups.services``), so a poll never waits for, or holds up, the face worker. A lookup
+    whose time has run out is expired first, through the locked ``lookup_status`` transition,
+    so what the page shows is the same as before. Others' ids, the user's lookups seen from
+    another session, and a request with no user raise ``LookupNotFound``.
+    """
+    user = actor.user
+    if user is None:
+        raise LookupNotFound
+    try:
+        lookup = LookupRequest.objects.filter(requester=user).get(pk=lookup_id)
+    except (LookupRequest.DoesNotExist, ValueError) as exc:
+        raise LookupNotFound from exc
+    if not binding_matches(lookup.session_binding, session_binding):
+        raise LookupNotFound
+    if expiry_due(lookup, timezone.now()) is not None:
+        from .services import lookup_status
+
+        return lookup_status(actor=actor, lookup_id=lookup_id, session_binding=session_binding)
+    return lookup
 
 
 def elders_for_dashboard(user: User) -> QuerySet[Person]:

@@ -59,7 +59,7 @@ class LoginView(AuditedLoginView):
 
 def _lookup_or_404(request: HttpRequest, lookup_id) -> LookupRequest:
     try:
-        return services.lookup_status(
+        return selectors.lookup_for_page(
             actor=Actor.from_request(request), session_binding=session_binding(request), lookup_id=lookup_id
         )
     except services.LookupNotFound as exc:

@@ -125,19 +125,31 @@ def _still_allowed(lookup: LookupRequest, now: dt.datetime) -> bool:
     return authorization.is_active_at(now) and authorization.guardian.user_id == lookup.requester_id
 
 
-def _expire_if_due(lookup: LookupRequest, actor: Actor, now: dt.datetime) -> bool:
-    """Expire a lookup whose grant or whose time to finish has run out. Caller holds the lock."""
+def expiry_due(lookup: LookupRequest, now: dt.datetime) -> tuple[str, str] | None:
+    """(end reason, audit action) when the grant or the time to finish has run out, else None.
+
+    A pure read of ``lookup`` (no lock, nothing written): selectors use it to decide whether a
+    page load needs the locked transition at all.
+    """
     if lookup.state in LookupRequest.FINAL_STATES:
-        return False
+        return None
     if lookup.state == State.GRANTED:
         if lookup.grant_expires_at and now >= lookup.grant_expires_at:
-            _end(lookup, state=State.EXPIRED, reason="grant_ended", actor=actor, action="grant.expired")
-            return True
-        return False
+            return "grant_ended", "grant.expired"
+        return None
     if now >= lookup.created_at + dt.timedelta(minutes=settings.KINGUARD_LOOKUP_TTL_MINUTES):
-        _end(lookup, state=State.EXPIRED, reason="not_finished_in_time", actor=actor, action="lookup.expired")
-        return True
-    return False
+        return "not_finished_in_time", "lookup.expired"
+    return None
+
+
+def _expire_if_due(lookup: LookupRequest, actor: Actor, now: dt.datetime) -> bool:
+    """Expire a lookup whose grant or whose time to finish has run out. Caller holds the lock."""
+    due = expiry_due(lookup, now)
+    if due is None:
+        return False
+    reason, action = due
+    _end(lookup, state=State.EXPIRED, reason=reason, actor=actor, action=action)
+    return True
 
 
 def _guard(lookup: LookupRequest, actor: Actor, now: dt.datetime, expected: set[str]) -> LookupRefused | None:

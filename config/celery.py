@@ -17,12 +17,14 @@ from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
 from config.request_context import request_id_var
+from config.worker_heartbeat import FaceWorkerHeartbeat
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("kinguard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.steps["worker"].add(FaceWorkerHeartbeat)
 
 REQUEST_ID_HEADER = "kinguard_request_id"
 _CONTEXT_ATTR = "_kinguard_request_id_context"

@@ -2,7 +2,7 @@
 
 ``/healthz``: the process answers. ``/readyz``: the database answers and the broker accepts a
 connection; 503 only when one of those fails, because without them this web host cannot serve.
-Face capacity (face workers seen, messages waiting on the ``face`` queue) is reported as
+Face capacity (face workers seen by heartbeat, messages waiting on the ``face`` queue) is reported as
 information and never turns the answer into 503: with no face worker the site still works and
 tells the guardian clearly that the face check is unavailable (fail closed, per lookup), so a
 load balancer must not take every web host out for it.
@@ -59,9 +59,20 @@ def _broker_ok() -> bool:
 
 
 def _face_workers() -> int | None:
-    """Workers consuming the ``face`` queue that answered a broadcast (None: unknown)."""
+    """Workers consuming the ``face`` queue (None: unknown).
+
+    Read from the workers' heartbeats in the shared cache (``config.worker_heartbeat``); only
+    where the cache is per-process (the embedded default) are the workers asked by broadcast.
+    """
+    from config import worker_heartbeat
     from config.celery import app
 
+    if worker_heartbeat.shared_cache():
+        try:
+            return worker_heartbeat.face_workers_alive()
+        except Exception:
+            logger.warning("readyz: face worker heartbeats unavailable", exc_info=True)
+            return None
     try:
         queues = app.control.inspect(timeout=1.0).active_queues() or {}
     except Exception:
@@ -76,7 +87,8 @@ def _face_queue_depth() -> int | None:
 
     try:
         with app.connection_for_read() as conn:
-            return int(conn.default_channel.queue_declare(queue="face", passive=True).message_count)
+            channel: Any = conn.default_channel  # kombu's StdChannel type omits queue_declare
+            return int(channel.queue_declare(queue="face", passive=True).message_count)
     except Exception:
         logger.warning("readyz: face queue depth unavailable", exc_info=True)
         return None

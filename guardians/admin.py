@@ -31,7 +31,7 @@ def clinic_ids_for(user: User) -> set[int] | None:
     cached = getattr(user, "_kg_admin_clinic_ids", None)  # one query per request, not per model
     if cached is None:
         cached = frozenset(permissions.staff_clinic_ids(user))
-        user._kg_admin_clinic_ids = cached
+        setattr(user, "_kg_admin_clinic_ids", cached)  # noqa: B010  # a per-request memo, not a model field
     return set(cached)
 
 

@@ -50,7 +50,7 @@ def rows_remaining() -> int:
     """How many ciphertexts are not yet under the newest key (reads every row)."""
     remaining = 0
     for model, field in ROTATED_FIELDS:
-        for token in model.objects.values_list(field, flat=True).iterator(chunk_size=1000):
+        for token in model._default_manager.values_list(field, flat=True).iterator(chunk_size=1000):
             remaining += not is_current(token)
     return remaining
 
@@ -64,7 +64,8 @@ def keys_rotate(*, actor: Actor, batch_size: int = 500) -> RotationReport:
         model_rotated = 0
         while True:
             with transaction.atomic():
-                rows = list(model.objects.select_for_update().filter(pk__gt=last_pk).order_by("pk")[:batch_size])
+                manager = model._default_manager
+                rows = list(manager.select_for_update().filter(pk__gt=last_pk).order_by("pk")[:batch_size])
                 if not rows:
                     break
                 for row in rows:

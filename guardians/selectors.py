@@ -119,7 +119,7 @@ AUTHORIZATION_VIEWS = {
 }
 
 
-def removal_requested_q() -> Exists:
+def removal_requested_q() -> Q:
     """Authorizations still in force whose elder asked for their removal (an audit event
     ``authorization.removal_requested`` written by ``authorization_removal_request``)."""
     from lookups.models import AuditEvent

@@ -32,7 +32,10 @@ def session_binding(request: HttpRequest) -> str:
     session = request.session
     if not session.session_key:
         session.save()
-    return binding_for_key(session.session_key)
+    key = session.session_key
+    if key is None:  # save() always assigns one
+        raise RuntimeError("the session has no key after save()")
+    return binding_for_key(key)
 
 
 def binding_matches(stored: str, given: str | None) -> bool:

@@ -7,6 +7,7 @@ to start without them.
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from kombu import Exchange, Queue
@@ -88,10 +89,10 @@ TEMPLATES = [
 ]
 
 
-def database_from_env(default_url: str) -> dict:
+def database_from_env(default_url: str) -> dict[str, Any]:
     url = env.str("DATABASE_URL", "") or default_url  # unset or empty: the default
     try:
-        config = dj_database_url.parse(url, conn_max_age=env.int("DB_CONN_MAX_AGE", 0))
+        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=env.int("DB_CONN_MAX_AGE", 0)))
     except Exception:
         raise SettingsError(
             "DATABASE_URL is not valid: expected a database URL, e.g. postgres://user@host:5432/kinguard."
@@ -320,7 +321,7 @@ KINGUARD_AUDIT_HEAD_DIR = env.path("KINGUARD_AUDIT_HEAD_DIR", VAR_DIR / "audit-h
 
 # Logs carry a request id and never personal data (no names, ID numbers, IPs or images).
 # KINGUARD_LOG_FORMAT=json gives one JSON object per line (production default).
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "config.request_context.RequestIdLogFilter"}},

@@ -15,7 +15,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Unit tests call task functions directly; publishing goes to an in-memory broker.
 # Integration tests start a real worker on Redis and override this.
 CELERY_BROKER_URL = env.str("TEST_CELERY_BROKER_URL", "memory://")
-CELERY_BROKER_TRANSPORT_OPTIONS: dict = (
+CELERY_BROKER_TRANSPORT_OPTIONS = (
     redis_transport_options() if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else {}
 )
 # Fault injection (tests/integration): while this file exists, a face check waits inside
@@ -29,3 +29,6 @@ AUTHENTICATION_BACKENDS = [
 KINGUARD_SMS_BACKEND = "lookups.oversight.sms.LocmemSmsBackend"
 # Tests read notices in English unless a test asks for the elder's language explicitly.
 KINGUARD_NOTICE_LANGUAGE = "en"
+# A shared cache for tests that need one across processes (face-worker heartbeats).
+if TEST_CACHE_URL := env.str("TEST_CACHE_URL", ""):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": TEST_CACHE_URL}}

@@ -8,14 +8,20 @@ transaction (Django wraps add/change/delete views in ``atomic``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.admin import ModelAdmin
 from django.contrib.admin.utils import unquote
 from django_otp.admin import OTPAdminSite
 
 from ..audit import Actor
 from . import services
 
+# The mixins are combined with ModelAdmin subclasses; type-check them as one.
+_AdminBase: Any = ModelAdmin if TYPE_CHECKING else object
 
-class AuditedChangesMixin:
+
+class AuditedChangesMixin(_AdminBase):
     """Mirror Django's admin LogEntry writes into the hash-chained audit log."""
 
     def log_addition(self, request, obj, message):
@@ -33,7 +39,7 @@ class AuditedChangesMixin:
         return super().log_deletions(request, queryset)
 
 
-class AuditedRecordViewMixin:
+class AuditedRecordViewMixin(_AdminBase):
     """Audit every staff view of one record's admin page (``record_view_service(actor=, obj)``).
 
     The event is written before the page is rendered: if it cannot be written, the record

@@ -109,9 +109,9 @@ def _otp_failures(now: dt.datetime) -> list[Finding]:
             .annotate(failures=Count("id"))
             .filter(failures__gte=threshold)
         )
-        rows = list(rows)
-        clinics = _clinics_of_accounts({row["actor_id"] for row in rows})
-        for row in rows:
+        found = list(rows)
+        clinics = _clinics_of_accounts({row["actor_id"] for row in found})
+        for row in found:
             findings.append(
                 Finding(
                     Rule.OTP_FAILURES,
@@ -260,6 +260,8 @@ def _quick_use(now: dt.datetime) -> list[Finding]:
             .values_list("created_at", flat=True)
             .first()
         )
+        if first_use is None:  # the query above only yields authorizations with lookups
+            continue
         findings.append(
             Finding(
                 Rule.QUICK_USE,

@@ -77,7 +77,7 @@ def stacked_bars(title: str, days: list[dt.date], series: dict[str, list[int]]) 
     names = list(series)
     colours = [PALETTE[i % len(PALETTE)] for i in range(len(names))]
     for i, day in enumerate(days):
-        base = TOP + plot_h
+        base = float(TOP + plot_h)
         x = LEFT + slot * i + (slot - bar_w) / 2
         for name, colour in zip(names, colours, strict=True):
             value = series[name][i]

@@ -320,7 +320,7 @@ def notice_send(*, notice_id: int) -> str:
             return notice.status
         person = Person.objects.select_related("clinic").get(pk=notice.person_id)
         notice.person = person
-        audit = {"actor": actor, "subject": person, "target": notice, "clinic": notice.clinic}
+        audit: dict[str, Any] = {"actor": actor, "subject": person, "target": notice, "clinic": notice.clinic}
         email, phone = person.notify_email.strip(), person.phone.strip()
         if not email and not phone:
             notice.status = Notice.Status.NO_CONTACT

@@ -115,9 +115,9 @@ def elder_report(user: User, elder: Person, start: dt.datetime, end: dt.datetime
     truncated = len(events) > REPORT_ROW_LIMIT
     events = events[:REPORT_ROW_LIMIT]
     relationships = {
-        guardian_user_id: Authorization.Relationship(relationship).label
+        guardian_user_id: str(Authorization.Relationship(relationship).label)
         for guardian_user_id, relationship in Authorization.objects.filter(elder=elder)
-        .exclude(guardian__user_id=None)
+        .filter(guardian__user__isnull=False)
         .values_list("guardian__user_id", "relationship")
     }
     lookups: OrderedDict[str, LookupRow] = OrderedDict()
@@ -390,7 +390,7 @@ def bundle_lines(user: User, start: dt.datetime, end: dt.datetime, up_to_sequenc
         first, last = 1, 0
     edges = dict(AuditEvent.objects.filter(sequence__in=[first, last]).values_list("sequence", "prev_hash"))
     last_hash = AuditEvent.objects.filter(sequence=last).values_list("hash", flat=True).first() or ""
-    head = AuditChainHead.objects.filter(pk=1).values("last_sequence", "last_hash").first() or {}
+    head: dict[str, Any] = dict(AuditChainHead.objects.filter(pk=1).values("last_sequence", "last_hash").first() or {})
     header = {
         "type": "header",
         "format": FORMAT,

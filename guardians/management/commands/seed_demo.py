@@ -152,7 +152,7 @@ class Command(BaseCommand):
             )
 
     def _faces(self, actor, plan) -> list[str]:
-        enrolled = []
+        enrolled: list[str] = []
         root = faces_dir()
         if not root.is_dir():
             return enrolled

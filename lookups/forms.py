@@ -3,6 +3,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from . import capture_budget
+from .messages import face_reason_message
 
 # The camera page records this many frames over BURST_DURATION_MS (see camera.js): the
 # prompted-liveness capture of issue 11, ~3.5 s at 10 fps, each frame <= BURST_MAX_SIDE px.
@@ -65,16 +66,12 @@ class FaceBurstForm(forms.Form):
     def clean_frames(self) -> list:
         files = self.cleaned_data.get("frames") or []
         if len(files) < 3:
-            raise forms.ValidationError(
-                _("The camera capture was too short. Keep your face in the frame until it finishes.")
-            )
+            raise forms.ValidationError(face_reason_message("too_few_frames"))
         if len(files) > MAX_BURST_FRAMES:
-            raise forms.ValidationError(_("The camera capture was too long. Please retake it."))
+            raise forms.ValidationError(face_reason_message("too_many_frames"))
         try:
             capture_budget.check_capture(files)  # headers only: nothing is decoded over budget
         except capture_budget.CaptureOverBudget as exc:
-            from .selectors import face_reason_message
-
             raise forms.ValidationError(face_reason_message(exc.code)) from exc
         return files
 

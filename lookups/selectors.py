@@ -1,91 +1,61 @@
 """Reads for the guardian and elder pages. Scoping comes from ``guardians.permissions``.
 
-Every sentence shown to people is marked for translation here (``gettext_lazy``), so
-``makemessages`` extracts it and it is rendered in the language of the request.
+Reads take no row lock (only the transitions in ``lookups.services`` do). The refusal and
+reason sentences live in ``lookups.messages`` (re-exported here for existing callers).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from guardians import permissions
 from guardians.models import Authorization, Clinic, Person, User
-from lookups.faces.images import MAX_UPLOAD_BYTES
 
+from .faces.images import MAX_UPLOAD_BYTES
+from .messages import END_REASONS as END_REASONS  # re-exported: the messages live in .messages
+from .messages import FACE_REASON_MESSAGES as FACE_REASON_MESSAGES
+from .messages import end_reason_message as end_reason_message
+from .messages import face_check_message as face_check_message
+from .messages import face_reason_message as face_reason_message
 from .models import AuditEvent, FaceCheck, LookupRequest
+from .services.common import LookupNotFound, expiry_due
+from .session_binding import binding_matches
 
-# One sentence per ``REJECTION_CODES`` code (upload refused in the web process or
-# photo refused by the worker), plus ``not_enrolled`` and the deployment's still-photo rule.
-FACE_REASON_MESSAGES = {
-    "empty": gettext_lazy("The photo is empty. Please take the photo again."),
-    "not_an_image": gettext_lazy("This file is not a photo we can read. Please take a new photo (JPEG or PNG)."),
-    "unreadable": gettext_lazy("The photo could not be read completely. Please take it again."),
-    "too_large": gettext_lazy("The photo file is larger than 10 MB. Please use a smaller photo."),
-    "too_many_pixels": gettext_lazy("The photo has far too many pixels. Please use the normal camera settings."),
-    "animated": gettext_lazy("Animated pictures cannot be used. Please take a single still photo of your face."),
-    "no_face": gettext_lazy("We could not find a face in the photo. Please retake it facing the camera."),
-    "multiple_faces": gettext_lazy("More than one face is in the photo. Please retake it with only your face."),
-    "face_too_small": gettext_lazy("Your face is too small in the photo. Please hold the camera closer and retake it."),
-    "too_dark": gettext_lazy("The photo is too dark. Please move to a brighter place and retake it."),
-    "too_blurry": gettext_lazy("The photo is blurred. Please hold still and retake it."),
-    "too_few_frames": gettext_lazy("The camera capture was too short. Keep your face in the frame until it finishes."),
-    "too_many_frames": gettext_lazy("The camera capture was too long. Please retake it."),
-    "inconsistent_frames": gettext_lazy(
-        "The camera pictures do not belong together. Please retake it with the camera."
-    ),
-    "replayed_still": gettext_lazy(
-        "The frames look like a still photo. Please use the live camera and follow the prompt."
-    ),
-    "no_motion": gettext_lazy("We could not see you move. Please follow the on-screen prompt and retake."),
-    "not_enrolled": gettext_lazy("Your face is not enrolled yet. Please visit the clinic to enroll."),
-    "still_not_allowed": gettext_lazy(
-        "A single photo cannot be used here: please use the live camera, or ask at the clinic."
-    ),
-}
-_UNUSABLE = gettext_lazy("The photo could not be used. Please retake it.")
+if TYPE_CHECKING:
+    from .audit import Actor
 
 
-def face_reason_message(code: str) -> str:
-    """The retake sentence for a refusal code, in the active language."""
-    return str(FACE_REASON_MESSAGES.get(code, _UNUSABLE))
+def lookup_for_page(*, actor: Actor, lookup_id: uuid.UUID | str, session_binding: str | None = None) -> LookupRequest:
+    """The user's own lookup, from the session that started it, read without a row lock.
 
+    For page loads and the status poll, which only read: only transitions lock the row
+    (``lookups.services``), so a poll never waits for, or holds up, the face worker. A lookup
+    whose time has run out is expired first, through the locked ``lookup_status`` transition,
+    so what the page shows is the same as before. Others' ids, the user's lookups seen from
+    another session, and a request with no user raise ``LookupNotFound``.
+    """
+    user = actor.user
+    if user is None:
+        raise LookupNotFound
+    try:
+        lookup = LookupRequest.objects.filter(requester=user).get(pk=lookup_id)
+    except (LookupRequest.DoesNotExist, ValueError) as exc:
+        raise LookupNotFound from exc
+    if not binding_matches(lookup.session_binding, session_binding):
+        raise LookupNotFound
+    if expiry_due(lookup, timezone.now()) is not None:
+        from .services import lookup_status
 
-def face_check_message(check: FaceCheck | None) -> str:
-    if check is None:
-        return ""
-    if check.outcome == FaceCheck.Outcome.MATCH:
-        return _("Face matched.")
-    if check.outcome == FaceCheck.Outcome.NO_MATCH:
-        return _("The face did not match the face enrolled at the clinic. Please retake the photo in good light.")
-    if check.outcome == FaceCheck.Outcome.REJECTED:
-        return face_reason_message(check.reason_code)
-    if check.outcome in (FaceCheck.Outcome.ERROR, FaceCheck.Outcome.EXPIRED):
-        return _("The face check could not be completed. Please try again.")
-    return ""
-
-
-END_REASONS = {
-    "grant_ended": gettext_lazy("Your time to view the results has ended. Start a new lookup to see them again."),
-    "not_finished_in_time": gettext_lazy("This lookup was not finished in time. Please start a new one."),
-    "authorization_inactive": gettext_lazy(
-        "Your authorization for this person is no longer active. Please contact the clinic."
-    ),
-    "too_many_face_attempts": gettext_lazy(
-        "Too many face checks failed for this lookup. Start a new one later or ask the clinic."
-    ),
-    "by_user": gettext_lazy("You cancelled this lookup."),
-    "signed_out": gettext_lazy("You signed out, which ended this lookup."),
-}
-
-
-def end_reason_message(lookup: LookupRequest) -> str:
-    return str(END_REASONS.get(lookup.end_reason, gettext_lazy("This lookup has ended.")))
+        return lookup_status(actor=actor, lookup_id=lookup_id, session_binding=session_binding)
+    return lookup
 
 
 def elders_for_dashboard(user: User) -> QuerySet[Person]:

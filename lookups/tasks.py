@@ -21,8 +21,6 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from lookups.faces.detection import warm_up
 
-from . import services
-
 logger = logging.getLogger(__name__)
 
 #: Errors worth another try: the database went away, a deadlock, a serialization failure.
@@ -46,8 +44,10 @@ class FaceCheckTask(DjangoTask):
         if check_id is None:
             return
         reason = "timeout" if isinstance(exc, TimeLimitExceeded | SoftTimeLimitExceeded) else "task_failed"
+        from .services import face_checks
+
         try:
-            services.face_check_abandon(check_id=check_id, reason=reason)
+            face_checks.face_check_abandon(check_id=check_id, reason=reason)
         except Exception:
             # The database may be what failed; the sweeper will expire the check.
             logger.exception("face check %s could not be closed after %r", check_id, exc)
@@ -75,16 +75,20 @@ class FaceCheckTask(DjangoTask):
     max_retries=5,
 )
 def run_face_check(self, check_id: str) -> str:
+    from .services import face_checks
+
     try:
-        return services.face_check_run(check_id=check_id)
+        return face_checks.face_check_run(check_id=check_id)
     except SoftTimeLimitExceeded:
         # Hit outside the pipeline (the pipeline turns it into an outcome itself).
-        return services.face_check_abandon(check_id=check_id, reason="timeout")
+        return face_checks.face_check_abandon(check_id=check_id, reason="timeout")
 
 
 @shared_task
 def sweep_stale() -> dict:
-    return services.sweep_stale()
+    from .services import sweeps
+
+    return sweeps.sweep_stale()
 
 
 @shared_task

@@ -24,6 +24,7 @@ from . import challenges, selectors, services
 from .audit import Actor
 from .fhir.selectors import results_mark_corrections
 from .forms import BURST_DURATION_MS, BURST_FRAMES, BURST_MAX_SIDE, FaceBurstForm, FacePhotoForm, LargeTextForm, OtpForm
+from .messages import end_reason_message, face_check_message, face_reason_message
 from .models import LookupRequest
 from .oversight.views import AuditedLoginView
 from .session_binding import session_binding
@@ -59,7 +60,7 @@ class LoginView(AuditedLoginView):
 
 def _lookup_or_404(request: HttpRequest, lookup_id) -> LookupRequest:
     try:
-        return services.lookup_status(
+        return selectors.lookup_for_page(
             actor=Actor.from_request(request), session_binding=session_binding(request), lookup_id=lookup_id
         )
     except services.LookupNotFound as exc:
@@ -190,7 +191,7 @@ def face(request: HttpRequest, lookup_id) -> HttpResponse:
             else:
                 error = " ".join(burst.errors.get("frames", [])) or _("Please retake it with the camera.")
         elif not allow_still:
-            error = selectors.face_reason_message("still_not_allowed")
+            error = face_reason_message("still_not_allowed")
         else:
             photo_form = FacePhotoForm(request.POST, request.FILES)
             if photo_form.is_valid():
@@ -272,7 +273,7 @@ def status(request: HttpRequest, lookup_id) -> JsonResponse:
             "done": done,
             "next": _step_url(lookup),
             "outcome": (check.outcome if check else "") if done else "",
-            "message": selectors.face_check_message(check) if done else "",
+            "message": face_check_message(check) if done else "",
         }
     )
 
@@ -312,7 +313,7 @@ def ended(request: HttpRequest, lookup_id) -> HttpResponse:
         "lookups/ended.html",
         {
             "lookup": lookup,
-            "reason": selectors.end_reason_message(lookup),
+            "reason": end_reason_message(lookup),
             "last_check": selectors.last_face_check(lookup),
             "clinic": selectors.clinic_of_lookup(lookup),
         },

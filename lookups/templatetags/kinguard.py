@@ -1,13 +1,13 @@
 from django import template
 
-from lookups import selectors
+from lookups import messages
 
 register = template.Library()
 
 
 @register.filter
 def face_check_message(check) -> str:
-    return selectors.face_check_message(check)
+    return messages.face_check_message(check)
 
 
 @register.simple_tag(takes_context=True)

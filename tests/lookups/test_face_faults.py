@@ -18,6 +18,7 @@ from lookups import services, tasks
 from lookups.audit import Actor
 from lookups.faces import detection
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
+from lookups.services import face_checks
 from tests.conftest import face_bytes
 from tests.lookups.helpers import pass_otp, start_lookup
 
@@ -131,7 +132,7 @@ def test_a_check_delivered_too_often_is_closed_without_running_again(
     def must_not_run(*_args):
         raise AssertionError("a poison probe was run a fourth time")
 
-    monkeypatch.setattr(services, "_compute", must_not_run)
+    monkeypatch.setattr(face_checks, "_compute", must_not_run)
     with django_capture_on_commit_callbacks(execute=True):
         services.face_check_run(check_id=queued_check.pk)
     queued_check.refresh_from_db()
@@ -169,7 +170,7 @@ def test_task_retries_transient_database_errors(queued_check, monkeypatch):
             raise OperationalError("server closed the connection unexpectedly")
         return real_run(check_id=check_id)
 
-    monkeypatch.setattr(services, "face_check_run", flaky)
+    monkeypatch.setattr(face_checks, "face_check_run", flaky)
     result = tasks.run_face_check.apply(args=[str(queued_check.pk)])
     assert result.get() == Outcome.MATCH
     assert len(calls) == 3
@@ -185,7 +186,7 @@ def test_task_does_not_retry_other_errors_and_closes_the_check(
         calls.append(check_id)
         raise IntegrityError("a bug, not a blip")
 
-    monkeypatch.setattr(services, "face_check_run", broken)
+    monkeypatch.setattr(face_checks, "face_check_run", broken)
     with django_capture_on_commit_callbacks(execute=True):
         result = tasks.run_face_check.apply(args=[str(queued_check.pk)])
     assert result.failed() and len(calls) == 1

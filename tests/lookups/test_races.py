@@ -10,6 +10,7 @@ from django.db import connection
 from lookups import services
 from lookups.audit import Actor
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
+from lookups.services import face_checks
 from tests.conftest import IN_CI, face_bytes, totp_now
 from tests.lookups.helpers import pass_otp, start_lookup
 
@@ -141,7 +142,7 @@ def test_two_deliveries_of_one_check_at_once_give_one_verdict(guardian, at_face_
     )
     # Both deliveries compute (one at a time: dlib is not shared across threads), then
     # wait for each other, so both reach the locked recording phase together.
-    compute = services._compute
+    compute = face_checks._compute
     one_at_a_time = threading.Lock()
     both_computed = threading.Barrier(2)
 
@@ -151,7 +152,7 @@ def test_two_deliveries_of_one_check_at_once_give_one_verdict(guardian, at_face_
         both_computed.wait(timeout=30)
         return result
 
-    monkeypatch.setattr(services, "_compute", compute_then_meet)
+    monkeypatch.setattr(face_checks, "_compute", compute_then_meet)
     wins, losses = split(at_once(*[lambda: services.face_check_run(check_id=check.pk)] * 2))
     assert losses == [] and wins == [FaceCheck.Outcome.MATCH] * 2
     check.refresh_from_db()

@@ -179,3 +179,20 @@ def test_anomaly_and_notice_list_column_titles_are_translated(zh_auditor_client,
     assert "创建时间" in titles and "规则" in titles and "确认人" in titles, titles
     for english in ("Created", "Rule", "Key", "Count", "Acknowledged by", "Resolved by", "Created at"):
         assert english not in titles, titles
+
+
+def test_every_refusal_and_reason_sentence_has_a_chinese_translation():
+    from lookups import messages
+
+    entries = po_entries()
+    sentences = [
+        *messages.REFUSAL_MESSAGES.values(),
+        *messages.FACE_REASON_MESSAGES.values(),
+        *messages.END_REASONS.values(),
+    ]
+    with translation.override("en"):  # English is the source language: the text is the msgid
+        msgids = [str(sentence) for sentence in sentences]
+    assert len(msgids) > 30
+    assert [msgid for msgid in msgids if not entries.get((None, msgid))] == []
+    with translation.override("zh-hans"):
+        assert messages.refusal_message("wrong_code") == entries[(None, msgids[7])]

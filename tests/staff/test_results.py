@@ -13,6 +13,7 @@ from guardians import crypto
 from lookups import services as lookup_services
 from lookups.audit import Actor, verify_chain
 from lookups.models import AuditEvent, TestResult
+from lookups.services import results_import
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -232,7 +233,7 @@ def test_huge_files_are_refused(staff_client, clinic, settings):
 
 
 def test_too_many_rows_are_refused(staff, clinic, elders, monkeypatch):
-    monkeypatch.setattr(lookup_services, "RESULTS_CSV_MAX_ROWS", 2)
+    monkeypatch.setattr(results_import, "RESULTS_CSV_MAX_ROWS", 2)
     data = _csv(_row(elders[0]), _row(elders[1]), _row(elders[2]))
     with pytest.raises(lookup_services.ResultsImportRejected, match="more than 2 rows"):
         lookup_services.results_import_csv(actor=Actor.for_user(staff), clinic=clinic, data=data)

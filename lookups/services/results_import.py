@@ -1,0 +1,317 @@
+"""Results imported from a lab export (CSV) in the staff workspace: all rows or none."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from guardians import permissions
+from guardians.models import Person
+
+from ..audit import Actor, AuditEntry, audit_record_many
+from ..models import TestResult
+from .common import _now
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+RESULTS_CSV_MAX_BYTES = 2 * 1024 * 1024
+RESULTS_CSV_MAX_ROWS = 5000
+RESULTS_CSV_COLUMNS = ("id_number", "test_kind", "sampled_at", "site", "lab", "result", "reported_at")
+_RESULTS_CSV_ALIASES = {"kind": "test_kind", "id": "id_number", "id_no": "id_number"}
+_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ImportRowError:
+    line: int
+    message: str
+
+
+class ResultsImportRejected(Exception):
+    """Nothing was imported. ``str()`` says why; ``errors`` lists row problems by line number."""
+
+    def __init__(self, message: str, errors: Sequence[ImportRowError] = ()):
+        super().__init__(message)
+        self.errors = list(errors)
+
+
+@dataclass
+class _ImportRow:
+    line: int
+    id_hash: str = ""
+    kind: str = ""
+    sampled_at: dt.datetime | None = None
+    reported_at: dt.datetime | None = None
+    site: str = ""
+    lab: str = ""
+    result: str = ""
+
+
+def _csv_key(name: str) -> str:
+    key = re.sub(r"[\s\-]+", "_", (name or "").strip().lower())
+    return _RESULTS_CSV_ALIASES.get(key, key)
+
+
+def _csv_datetime(value: str) -> dt.datetime | None:
+    """``2026-01-05 09:30``, ``2026-01-05T09:30:00+08:00`` or ``2026/01/05 09:30``; naive → TIME_ZONE."""
+    from django.utils.dateparse import parse_datetime
+
+    value = value.strip().replace("/", "-")
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        return None
+    if parsed is None:
+        return None
+    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+
+
+def _csv_kind(value: str) -> str | None:
+    wanted = value.strip().lower()
+    for code, label in TestResult.Kind.choices:
+        if wanted in (code, str(label).lower()):
+            return code
+    return None
+
+
+def _csv_decode(data: bytes) -> str:
+    if not data or not data.strip():
+        raise ResultsImportRejected(_("The file is empty."))
+    if len(data) > RESULTS_CSV_MAX_BYTES:
+        raise ResultsImportRejected(
+            _("The file is larger than %(mb)d MB. Please split it into smaller files.")
+            % {"mb": RESULTS_CSV_MAX_BYTES // (1024 * 1024)}
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ResultsImportRejected(
+            _('The file is not UTF-8 text (a problem near byte %(pos)d). Save it as "CSV UTF-8" and try again.')
+            % {"pos": exc.start + 1}
+        ) from exc
+    if "\x00" in text:
+        raise ResultsImportRejected(_("This is not a CSV text file. Please export the results as CSV."))
+    return text
+
+
+def _csv_check_header(header: list[str]) -> dict[str, int]:
+    keys = [_csv_key(name) for name in header]
+    expected = ", ".join(RESULTS_CSV_COLUMNS)
+    if len(keys) == 1 and any(sep in header[0] for sep in (";", "\t")):
+        raise ResultsImportRejected(_("Columns must be separated by commas. Expected header: %s") % expected)
+    missing = [c for c in RESULTS_CSV_COLUMNS if c not in keys]
+    unknown = [h for h, k in zip(header, keys, strict=True) if k not in RESULTS_CSV_COLUMNS]
+    repeated = sorted({k for k in keys if k in RESULTS_CSV_COLUMNS and keys.count(k) > 1})
+    problems = []
+    if missing:
+        problems.append(_("missing columns: %s") % ", ".join(missing))
+    if unknown:
+        problems.append(_("unknown columns: %s") % ", ".join(unknown))
+    if repeated:
+        problems.append(_("repeated columns: %s") % ", ".join(repeated))
+    if problems:
+        raise ResultsImportRejected(
+            _("The first line must be the header (%(problems)s). Expected header: %(expected)s")
+            % {"problems": "; ".join(problems), "expected": expected}
+        )
+    return {key: index for index, key in enumerate(keys)}
+
+
+def _csv_parse_row(line: int, cells: list[str], columns: dict[str, int], now: dt.datetime) -> tuple[_ImportRow, list]:
+    from guardians import crypto, id_numbers
+
+    row = _ImportRow(line=line)
+    problems: list[str] = []
+    value = {key: cells[index].strip() for key, index in columns.items()}
+    try:
+        number, _birth = id_numbers.validate(value["id_number"])
+        row.id_hash = crypto.keyed_hash(number)
+    except id_numbers.InvalidIdNumber as exc:
+        problems.append(_("ID number: %s") % exc)
+    row.kind = _csv_kind(value["test_kind"]) or ""
+    if not row.kind:
+        problems.append(
+            _("unknown test kind %(kind)r (use one of: %(kinds)s)")
+            % {"kind": value["test_kind"], "kinds": ", ".join(TestResult.Kind.values)}
+        )
+    for field in ("sampled_at", "reported_at"):
+        parsed = _csv_datetime(value[field])
+        if parsed is None:
+            problems.append(
+                _("%(field)s %(value)r is not a date and time like 2026-01-05 09:30")
+                % {"field": field, "value": value[field]}
+            )
+        elif parsed > now + _CLOCK_SKEW:
+            problems.append(_("%(field)s is in the future") % {"field": field})
+        setattr(row, field, parsed)
+    if row.sampled_at and row.reported_at and row.reported_at < row.sampled_at:
+        problems.append(_("reported_at is before sampled_at"))
+    for field in ("site", "lab", "result"):
+        if not value[field]:
+            problems.append(_("%s is empty") % field)
+        elif len(value[field]) > 200:
+            problems.append(_("%s is longer than 200 characters") % field)
+        setattr(row, field, value[field])
+    return row, problems
+
+
+def results_import_csv(*, actor: Actor, clinic, data: bytes) -> list[TestResult]:
+    """Import a lab export (CSV, UTF-8, header + one result per line) for ``clinic``: all rows or none.
+
+    Every row is validated first (ID number checksum, elder registered at *this* clinic —
+    matched by the keyed hash of the ID number, never revealing other clinics' people —,
+    known test kind, dates, required text, no repeat of a row or of a recorded result) and
+    every problem is reported with its line number in ``ResultsImportRejected.errors``. Only
+    a file without problems is written, in one transaction: the results with one bulk insert
+    (the clinic check of ``result_record`` was done for the whole file above), then one
+    ``result.recorded`` event per row and one ``results.imported`` event through
+    ``audit_record_many`` (one head lock, one bulk insert).
+    """
+    rows, elders = results_import_check(actor=actor, clinic=clinic, data=data)
+    return _results_import_write(actor=actor, clinic=clinic, rows=rows, elders=elders)
+
+
+def results_import_check(*, actor: Actor, clinic, data: bytes) -> tuple[list[_ImportRow], dict[str, Person]]:
+    """Every check of :func:`results_import_csv`, nothing written: the valid rows and the
+    clinic's elders by ID hash, or :class:`ResultsImportRejected` listing every problem."""
+    import csv
+
+    roles = permissions.ACTION_ROLES[permissions.StaffAction.RECORD_RESULTS]
+    if actor.user is None or not permissions.is_staff_of(actor.user, clinic, roles):
+        raise ResultsImportRejected(_("You may not record results for this clinic."))
+    text = _csv_decode(data)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    now = _now()
+    errors: list[ImportRowError] = []
+    rows: list[_ImportRow] = []
+    columns: dict[str, int] | None = None
+    data_rows = 0
+    try:
+        for cells in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue
+            if columns is None:
+                columns = _csv_check_header(cells)
+                continue
+            data_rows += 1
+            if data_rows > RESULTS_CSV_MAX_ROWS:
+                raise ResultsImportRejected(
+                    _("The file has more than %(max)d rows. Please split it into smaller files.")
+                    % {"max": RESULTS_CSV_MAX_ROWS}
+                )
+            if len(cells) != len(columns):
+                errors.append(
+                    ImportRowError(line, _("has %(n)d fields, expected %(m)d") % {"n": len(cells), "m": len(columns)})
+                )
+                continue
+            row, problems = _csv_parse_row(line, cells, columns, now)
+            errors.extend(ImportRowError(line, problem) for problem in problems)
+            rows.append(row)
+    except csv.Error as exc:
+        raise ResultsImportRejected(
+            _("The file is not valid CSV near line %(line)d (%(error)s).") % {"line": reader.line_num, "error": exc}
+        ) from exc
+    if columns is None or data_rows == 0:
+        raise ResultsImportRejected(_("The file has no result rows, only a header (or nothing)."))
+
+    elders = {
+        p.id_number_hash: p
+        for p in Person.objects.filter(
+            clinic=clinic, is_elder=True, id_number_hash__in={r.id_hash for r in rows if r.id_hash}
+        ).select_related("clinic")
+    }
+    recorded = set(
+        TestResult.objects.filter(
+            elder__in=list(elders.values()), sampled_at__in={r.sampled_at for r in rows if r.sampled_at}
+        ).values_list("elder_id", "kind", "sampled_at")
+    )
+    seen: dict[tuple, int] = {}
+    for row in rows:
+        if not row.id_hash:
+            continue
+        elder = elders.get(row.id_hash)
+        if elder is None:
+            errors.append(ImportRowError(row.line, _("no elder with this ID number is registered at this clinic")))
+            continue
+        if not (row.kind and row.sampled_at):
+            continue
+        key = (elder.pk, row.kind, row.sampled_at)
+        if key in seen:
+            errors.append(
+                ImportRowError(row.line, _("repeats line %d (same person, test kind and sampling time)") % seen[key])
+            )
+        elif key in recorded:
+            errors.append(
+                ImportRowError(
+                    row.line, _("this result is already recorded (same person, test kind and sampling time)")
+                )
+            )
+        seen.setdefault(key, row.line)
+    if errors:
+        errors.sort(key=lambda e: e.line)
+        lines = len({e.line for e in errors})
+        raise ResultsImportRejected(
+            _(
+                "Nothing was imported: %(lines)d of %(rows)d rows have problems. "
+                "Correct them and import the whole file again."
+            )
+            % {"lines": lines, "rows": data_rows},
+            errors,
+        )
+    return rows, elders
+
+
+def _results_import_write(
+    *, actor: Actor, clinic, rows: list[_ImportRow], elders: dict[str, Person]
+) -> list[TestResult]:
+    with transaction.atomic():
+        created = TestResult.objects.bulk_create(
+            [
+                TestResult(
+                    clinic=clinic,
+                    elder=elders[row.id_hash],
+                    kind=row.kind,
+                    sampled_at=row.sampled_at,
+                    site=row.site,
+                    lab=row.lab,
+                    result=row.result,
+                    reported_at=row.reported_at,
+                    recorded_by=actor.user,
+                )
+                for row in rows
+            ],
+            batch_size=2000,
+        )
+        # The same events result_record writes, one per row, then the summary: appended last,
+        # in one batch, so the global chain head is locked only for the audit insert + commit.
+        entries = [
+            AuditEntry(
+                action="result.recorded",
+                outcome="ok",
+                subject=record.elder,
+                target=record,
+                clinic=clinic,
+                details={"kind": record.kind, "with_photo": False},
+            )
+            for record in created
+        ]
+        entries.append(
+            AuditEntry(
+                action="results.imported",
+                outcome="ok",
+                clinic=clinic,
+                details={"rows": len(created), "results": [r.pk for r in created]},
+            )
+        )
+        audit_record_many(actor, entries)
+    return created

@@ -124,6 +124,14 @@ def challenge_issue(lookup: LookupRequest, *, actor: Actor, now: dt.datetime | N
     ``KINGUARD_FACE_CHALLENGES_PER_LOOKUP`` challenges.
     """
     now = now or timezone.now()
+    # A reload shows the live challenge: read without a lock (page loads never lock).
+    unlocked = (
+        FaceChallenge.objects.filter(lookup_id=lookup.pk, used_at__isnull=True, expires_at__gt=now)
+        .order_by("-created_at")
+        .first()
+    )
+    if unlocked is not None:
+        return unlocked
     refusal: ChallengeRefused | None = None
     with transaction.atomic():
         locked = LookupRequest.objects.select_for_update().select_related("elder__clinic").get(pk=lookup.pk)

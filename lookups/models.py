@@ -148,6 +148,9 @@ class FaceCheck(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True)
     reason_code = models.CharField(max_length=40, blank=True)
+    # The actions this capture had to answer, in order ("blink,turn_left"); empty for a
+    # still photo or the older burst check. Set once at submission from the used challenge.
+    challenge = models.CharField(max_length=64, blank=True)
     distance = models.FloatField(null=True, blank=True)
     threshold = models.FloatField(null=True, blank=True)
     model_version = models.CharField(max_length=120, blank=True)

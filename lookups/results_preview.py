@@ -54,11 +54,10 @@ class Preview:
 
 
 def preview_lab_file(data: bytes, *, clinic) -> Preview:
-    # Lazily, through the module: _csv_parse_row stays reachable as services._csv_parse_row
-    # when lookups.services becomes a package (re-exported there).
+    # The import's own row validator (one rule for preview and import).
     from guardians.models import Person
-    from lookups import services
     from lookups.models import TestResult
+    from lookups.services import results_import as services
 
     try:
         lab_file = read_lab_file(data, max_bytes=services.RESULTS_CSV_MAX_BYTES, max_rows=services.RESULTS_CSV_MAX_ROWS)

@@ -202,16 +202,13 @@ def face(request: HttpRequest, lookup_id) -> HttpResponse:
                 error = _("Please take or choose a photo of your face.")
         if images:
             try:
-                # CHALLENGE-WIRING (issue 11): the single call site. Once the face service
-                # (lsvc: lookups/services/face_checks.py) accepts it, add
-                # ``challenge_nonce=request.POST.get("challenge", "")`` (the nonce the page was
-                # shown); the service consumes it with ``lookups.challenges.challenge_consume``
-                # and hands the actions to the worker's ``faces.check_capture``.
+                # The nonce of the challenge the page showed; the service consumes it once.
                 services.lookup_submit_face(
                     actor=Actor.from_request(request),
                     session_binding=session_binding(request),
                     lookup_id=lookup.pk,
                     images=images,
+                    challenge_nonce=request.POST.get("challenge", ""),
                 )
             except services.FaceCheckingUnavailable:
                 if _wants_json(request):

@@ -215,6 +215,9 @@ KINGUARD_FACE_CHALLENGE_SECONDS = env.int("KINGUARD_FACE_CHALLENGE_SECONDS", 60)
 KINGUARD_FACE_CHALLENGES_PER_LOOKUP = env.int("KINGUARD_FACE_CHALLENGES_PER_LOOKUP", 8)
 # Tests only: a fixed challenge such as "blink" or "open_mouth,turn_left". Production refuses it.
 KINGUARD_FACE_CHALLENGE_FIXED = env.str("KINGUARD_FACE_CHALLENGE_FIXED", "")
+# A camera capture must answer the server's challenge (issue 11) and is decided by
+# lookups.faces.check_capture. Off only in tests that exercise the older burst check.
+KINGUARD_FACE_LIVENESS = env_bool("KINGUARD_FACE_LIVENESS", True)
 # /readyz answers from checks at most this old (config.health).
 KINGUARD_READYZ_CACHE_SECONDS = env.float("KINGUARD_READYZ_CACHE_SECONDS", 5.0)
 

@@ -29,6 +29,8 @@ try:
     Ed25519PrivateKey.from_private_bytes(base64.b64decode(KINGUARD_AUDIT_SIGNING_KEY, validate=True))  # noqa: F405
 except ValueError as exc:
     raise ImproperlyConfigured("KINGUARD_AUDIT_SIGNING_KEY is not base64 of a 32-byte Ed25519 private key.") from exc
+if not KINGUARD_FACE_LIVENESS:  # noqa: F405
+    raise ImproperlyConfigured("KINGUARD_FACE_LIVENESS must stay on in production (issue 11).")
 if KINGUARD_FACE_CHALLENGE_FIXED:  # noqa: F405
     raise ImproperlyConfigured("KINGUARD_FACE_CHALLENGE_FIXED is for tests only (production draws a challenge).")
 required("DATABASE_URL")

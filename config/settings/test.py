@@ -32,3 +32,6 @@ KINGUARD_NOTICE_LANGUAGE = "en"
 # A shared cache for tests that need one across processes (face-worker heartbeats).
 if TEST_CACHE_URL := env.str("TEST_CACHE_URL", ""):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": TEST_CACHE_URL}}
+# Most unit tests post the older 5-frame burst without a challenge; the prompted-liveness
+# path (always on in production) is exercised by the tests that switch this on.
+KINGUARD_FACE_LIVENESS = env.bool("KINGUARD_FACE_LIVENESS", False)

@@ -21,7 +21,7 @@ from guardians.models import Person, User
 from guardians.services import face_template_of
 
 from ..audit import Actor
-from ..faces import burst, detection, matching
+from ..faces import burst, detection, liveness, matching
 from ..faces.errors import ProbeRejected
 from ..models import FaceCheck, LookupRequest
 from .common import (
@@ -82,6 +82,33 @@ class _Computed:
     total_ms: int = 0
 
 
+def _decide_capture(check: FaceCheck, frames: list, template, threshold: float, started: float) -> _Computed:
+    """A prompted-liveness capture: one decision by ``faces.check_capture`` (issue 11).
+
+    Accepted: a match. ``no_match``: a non-match. Every liveness code (``flat_surface``,
+    ``challenge_not_done``, ...) or photo code: refused, counted as an attempt like a no-match.
+    """
+    decision = liveness.check_capture(
+        frames, challenge=tuple(check.challenge.split(",")), template=template, threshold=threshold
+    )
+    elapsed = int((time.monotonic() - started) * 1000)
+    verdict = None
+    if decision.distance is not None:
+        verdict = matching.Verdict(
+            matched=decision.accepted,
+            distance=float(decision.distance),
+            threshold=decision.threshold,
+            model_version=decision.model_version,
+            detect_ms=0,
+            encode_ms=0,
+        )
+    if decision.accepted:
+        return _Computed(Outcome.MATCH, "", verdict, elapsed)
+    if decision.code == "no_match":
+        return _Computed(Outcome.NO_MATCH, "", verdict, elapsed)
+    return _Computed(Outcome.REJECTED, decision.code or "unusable", verdict, elapsed)
+
+
 def _compute(check: FaceCheck, person: Person) -> _Computed:
     """Run the pipeline outside any transaction. Never raises: every failure is an outcome."""
     started = time.monotonic()
@@ -96,6 +123,8 @@ def _compute(check: FaceCheck, person: Person) -> _Computed:
         except FileNotFoundError:
             return _Computed(Outcome.ERROR, "probe_missing")
         threshold = _face_threshold()
+        if check.challenge:
+            return _decide_capture(check, frames, template, threshold, started)
         if len(frames) > 1:
             verdict = burst.check_burst_arrays(frames, template, threshold=threshold)
         else:

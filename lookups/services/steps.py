@@ -27,6 +27,7 @@ from ..faces.errors import ProbeRejected
 from ..faces.images import load_probe_image
 from ..messages import face_reason_message, refusal_message
 from ..models import FaceCheck, LookupRequest
+from ..session_binding import binding_matches
 from .common import (
     FaceCheckingUnavailable,
     LookupNotFound,
@@ -170,7 +171,12 @@ def face_retry_not_before(user: User, now: dt.datetime | None = None) -> dt.date
 
 
 def lookup_submit_face(
-    *, actor: Actor, lookup_id: uuid.UUID | str, images: Sequence[bytes], session_binding: str | None = None
+    *,
+    actor: Actor,
+    lookup_id: uuid.UUID | str,
+    images: Sequence[bytes],
+    session_binding: str | None = None,
+    challenge_nonce: str | None = None,
 ) -> FaceCheck:
     """awaiting_face → checking_face: validate the photo(s) and queue a face check.
 
@@ -179,6 +185,11 @@ def lookup_submit_face(
     normalized pixels are written, to a private file the worker deletes when the check
     ends. If the broker refuses the task, the lookup returns to awaiting_face and
     ``FaceCheckingUnavailable`` is raised: nothing is lost, nothing is granted.
+
+    With ``KINGUARD_FACE_LIVENESS`` (always on in production) a camera capture must name the
+    challenge the page was shown (``challenge_nonce``): it is consumed once here (another
+    lookup's, a used or an expired nonce raises ``challenges.ChallengeRefused``) and its
+    actions go to the worker with the check, which decides with ``faces.check_capture``.
     """
     if not images:
         raise LookupRefused("empty", refusal_message("empty"))
@@ -190,6 +201,16 @@ def lookup_submit_face(
             capture_budget.check_capture(images)
         except capture_budget.CaptureOverBudget as exc:
             raise LookupRefused(exc.code, face_reason_message(exc.code)) from exc
+    actions: tuple[str, ...] = ()
+    if len(images) > 1 and settings.KINGUARD_FACE_LIVENESS:
+        from .. import challenges
+
+        # Ownership first, read without a lock (the same rule as _locked_lookup): anyone
+        # else's lookup, or this one from another session, is missing; consume locks it.
+        owned = LookupRequest.objects.filter(pk=lookup_id, requester=actor.user).first() if actor.user else None
+        if owned is None or not binding_matches(owned.session_binding, session_binding):
+            raise LookupNotFound
+        actions = challenges.challenge_consume(owned, challenge_nonce or "", actor=actor)
     # Decode before taking any lock: bad files are refused without touching the lookup.
     try:
         frames = [load_probe_image(data) for data in images]
@@ -221,7 +242,7 @@ def lookup_submit_face(
                     retry_at=wait_until,
                 )
             if refusal is None:
-                check = FaceCheck(lookup=lookup, created_at=now)
+                check = FaceCheck(lookup=lookup, created_at=now, challenge=",".join(actions))
                 path = _probe_path(check.id)
                 _write_probe(path, frames)
                 check.probe_path = str(path)
@@ -235,7 +256,12 @@ def lookup_submit_face(
                     action="face.submitted",
                     outcome="queued",
                     target=check,
-                    details={"lookup": str(lookup.pk), "frames": len(frames), "attempt": lookup.face_attempts},
+                    details={
+                        "lookup": str(lookup.pk),
+                        "frames": len(frames),
+                        "attempt": lookup.face_attempts,
+                        "liveness": ",".join(actions) if actions else "none",
+                    },
                 )
                 from ..tasks import run_face_check
 

@@ -63,12 +63,12 @@ def test_template_follows_the_activated_language(desk_client):
 def test_example_row_passes_the_import_row_validator():
     from django.utils import timezone
 
-    from lookups import services
+    from lookups.services import results_import
 
     for language in ("en", "zh"):
         header, example = lab_templates.template_rows(language)
         columns = {c: i for i, c in enumerate(COLUMNS)}
-        _row, problems = services._csv_parse_row(2, example, columns, timezone.now())
+        _row, problems = results_import._csv_parse_row(2, example, columns, timezone.now())
         assert problems == [], (language, problems)
 
 

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from lookups.forms import BURST_FRAMES
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
 from tests.browser.conftest import log_in, shot
 from tests.conftest import require_faces, totp_now
@@ -49,10 +50,10 @@ def test_whole_flow_with_the_camera_shows_results(new_page, family, worker_broke
     lookup.refresh_from_db()
     assert lookup.state == State.GRANTED
     check = lookup.face_checks.get()
-    # The worker ran the burst check on the camera frames: same identity in every frame.
+    # The worker ran the (older, liveness-off) burst check on the camera frames the page sent.
     assert check.outcome == FaceCheck.Outcome.MATCH and check.deliveries == 1
     submitted = AuditEvent.objects.get(action="face.submitted", target_id=str(check.pk))
-    assert submitted.details["frames"] == 5
+    assert submitted.details["frames"] == BURST_FRAMES
     assert check.probe_path == ""
     assert AuditEvent.objects.filter(action="results.viewed", subject=family.elder).count() == 1
 

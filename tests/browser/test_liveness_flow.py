@@ -31,8 +31,9 @@ ENROLL_FRAMES = {"clip_06": (10, 30, 110), "clip_00": (1, 15, 31)}
 # lsvc's split (lookups/services/face_checks.py) and the challenge wiring are on main.
 NEEDS_WIRING = pytest.mark.xfail(
     strict=False,
-    reason="needs the face service to take challenge_nonce= and the worker to run faces.check_capture "
-    "(lsvc + live); until then the worker runs the old burst check (MAX_BURST_FRAMES=20)",
+    reason="the wiring is in (tests/lookups/test_liveness_wiring.py proves it with real frames), but this "
+    "browser test's live server and worker still run with KINGUARD_FACE_LIVENESS off and the guardian "
+    "enrolled from person_01, not from the clip's person",
 )
 
 

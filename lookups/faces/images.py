@@ -19,6 +19,10 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 #: Refuse images above this many pixels *before* decoding them (a 48 MP phone photo still
 #: passes; Pillow's own bomb limit is ~89 MP and would only warn there).
 MAX_IMAGE_PIXELS = 50_000_000
+#: A still that is not JPEG is decoded in full (no DCT-domain downscale): a 48 MP PNG or WebP
+#: costs 1-2 s of CPU per upload, so such stills are refused above this by their header.
+#: JPEG (every phone camera) keeps MAX_IMAGE_PIXELS: it is draft-decoded at 1/8 in ~50 ms.
+MAX_FULL_DECODE_PIXELS = 4_200_000
 #: Decoded probes are downscaled so that the long side is at most this many pixels. 800 is
 #: the largest size in the calibration set (so calibration is unaffected) and keeps a 4000 px
 #: phone photo within ~1.25x the cost of an 800 px one (JPEG draft decodes it at 1/4 scale,
@@ -104,6 +108,8 @@ def load_probe_image(data: bytes) -> np.ndarray:
         if width <= 0 or height <= 0:
             raise ProbeRejected("unreadable")
         if width * height > MAX_IMAGE_PIXELS:
+            raise ProbeRejected("too_many_pixels")
+        if im.format not in ("JPEG", "MPO") and width * height > MAX_FULL_DECODE_PIXELS:
             raise ProbeRejected("too_many_pixels")
         if im.format != "MPO" and (getattr(im, "is_animated", False) or getattr(im, "n_frames", 1) > 1):
             raise ProbeRejected("animated")

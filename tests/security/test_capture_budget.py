@@ -168,3 +168,31 @@ def test_the_service_applies_the_budget_too(
         )
     assert refused.value.code == "too_many_pixels" and count_decodes == []
     assert not FaceCheck.objects.filter(lookup=lookup).exists()
+
+
+def test_a_large_non_jpeg_still_is_refused_by_its_header_and_a_large_jpeg_is_cheap():
+    """The still-photo budget: no full decode of a 48 MP PNG/WebP; JPEG is draft-decoded."""
+    import io
+    import time
+
+    from PIL import Image
+
+    from lookups.faces.errors import ProbeRejected
+    from lookups.faces.images import MAX_FULL_DECODE_PIXELS, load_probe_image
+
+    big = Image.new("RGB", (8000, 6000), (120, 100, 90))
+    for fmt in ("PNG", "WEBP"):
+        buffer = io.BytesIO()
+        big.save(buffer, fmt)
+        started = time.process_time()
+        with pytest.raises(ProbeRejected) as exc:
+            load_probe_image(buffer.getvalue())
+        assert exc.value.code == "too_many_pixels"
+        assert time.process_time() - started < 0.5  # header only (a full decode costs 1-2 s)
+    small = io.BytesIO()
+    Image.new("RGB", (2000, 1500), (120, 100, 90)).save(small, "PNG")
+    assert MAX_FULL_DECODE_PIXELS >= 2000 * 1500
+    assert load_probe_image(small.getvalue()).shape[2] == 3
+    jpeg = io.BytesIO()
+    big.save(jpeg, "JPEG")
+    assert max(load_probe_image(jpeg.getvalue()).shape[:2]) <= 800

@@ -178,15 +178,6 @@ def has_staff_workspace(user: User | None) -> bool:
     return staff_clinics(user, StaffAction.VIEW).exists()
 
 
-def is_staff_of(user: User, clinic: Clinic | int, roles: tuple[str, ...] | None = None) -> bool:
-    """Deprecated shim, kept only for ``lookups.services`` (``result_record``,
-    ``results_import_check``) until its split lands: there ``staff_can(user,
-    StaffAction.RECORD_RESULTS, clinic)``. Same table and superuser rule as ``staff_can``."""
-    wanted = tuple(roles) if roles else ACTION_ROLES[StaffAction.VIEW]
-    action = next((a for a, allowed in ACTION_ROLES.items() if allowed == wanted), StaffAction.VIEW)
-    return staff_can(user, action, clinic)
-
-
 def _scoped(queryset: QuerySet, user: User | None, action: str, field: str = "clinic_id") -> QuerySet:
     if user is None or not user.is_authenticated or not user.is_active:
         return queryset.none()

@@ -77,8 +77,7 @@ def result_record(
     sampling_photo=None,
 ) -> TestResult:
     """Record one test result for an elder of the actor's clinic, audited."""
-    roles = permissions.ACTION_ROLES[permissions.StaffAction.RECORD_RESULTS]
-    if actor.user is None or not permissions.is_staff_of(actor.user, elder.clinic_id, roles):
+    if not permissions.staff_can(actor.user, permissions.StaffAction.RECORD_RESULTS, elder.clinic_id):
         raise LookupRefused("not_staff", refusal_message("not_staff"))
     if reported_at < sampled_at:
         raise LookupRefused("bad_dates", refusal_message("bad_dates"))

@@ -185,8 +185,7 @@ def results_import_check(*, actor: Actor, clinic, data: bytes) -> tuple[list[_Im
     clinic's elders by ID hash, or :class:`ResultsImportRejected` listing every problem."""
     import csv
 
-    roles = permissions.ACTION_ROLES[permissions.StaffAction.RECORD_RESULTS]
-    if actor.user is None or not permissions.is_staff_of(actor.user, clinic, roles):
+    if not permissions.staff_can(actor.user, permissions.StaffAction.RECORD_RESULTS, clinic):
         raise ResultsImportRejected(_("You may not record results for this clinic."))
     text = _csv_decode(data)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)

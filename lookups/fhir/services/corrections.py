@@ -13,12 +13,12 @@ from typing import Any
 from django.utils import timezone
 
 from guardians import crypto
-from lookups.audit import Actor, audit_record
+from lookups.audit import AuditEntry
 from lookups.models import TestResult
 
-from ..models import LabReport, LabReportVersion, LabSender, PendingLabResult
+from ..models import LabReport, LabReportVersion, PendingLabResult
 from ..parsing import WITHDRAWN_STATUS, DeliveryRefused, Issue, _Report
-from .matching import CORRECTED, UNCHANGED, WITHDRAWN, _digest, _rows_payload
+from .matching import CORRECTED, UNCHANGED, WITHDRAWN, Writes, _digest, _rows_payload, record_results
 
 
 def _unknown_report() -> DeliveryRefused:
@@ -37,14 +37,13 @@ def _unknown_report() -> DeliveryRefused:
     )
 
 
-def _write_change(sender: LabSender, actor: Actor, report: _Report) -> str:
+def _write_change(writes: Writes, report: _Report) -> str:
     """A correction (``amended``/``corrected``) or withdrawal (``entered-in-error``).
 
     The earlier version's values are kept encrypted in ``LabReportVersion``; the audit event
     carries version numbers and counts only, never values.
     """
-    from lookups.services import result_save
-
+    sender = writes.sender
     row = (
         LabReport.objects.select_for_update()
         .filter(sender=sender, identifier=report.identifier)
@@ -142,20 +141,7 @@ def _write_change(sender: LabSender, actor: Actor, report: _Report) -> str:
                     new.result,
                 )
                 old.save(update_fields=["kind", "sampled_at", "reported_at", "result"])
-            added = [
-                result_save(
-                    actor=actor,
-                    elder=elder,
-                    kind=r.kind,
-                    sampled_at=r.sampled_at,
-                    site=sender.name[:200],
-                    lab=sender.name[:200],
-                    result=r.result,
-                    reported_at=r.reported_at,
-                    source="fhir_correction",
-                )
-                for r in report.rows[len(results) :]
-            ]
+            added = record_results(writes, elder, report.rows[len(results) :], "fhir_correction")
             surplus = [r.pk for r in results[len(report.rows) :]]
             if surplus:
                 row.results.remove(*surplus)
@@ -169,7 +155,7 @@ def _write_change(sender: LabSender, actor: Actor, report: _Report) -> str:
     row.version = after
     row.status = report.status
     row.save(update_fields=["version", "status", "outcome", "withdrawn_at", "corrected_at", "content_digest"])
-    audit_record(
-        actor=actor, action=action, outcome="ok", subject=elder, target=row, clinic=row.clinic, details=details
+    writes.events.append(
+        AuditEntry(action=action, outcome="ok", subject=elder, target=row, clinic=row.clinic, details=details)
     )
     return WITHDRAWN if withdrawing else CORRECTED

@@ -18,7 +18,7 @@ from django.utils import timezone
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
-from lookups.audit import Actor, audit_record
+from lookups.audit import Actor, AuditEntry, audit_record
 
 from ..models import LabSender
 from ..parsing import (
@@ -32,14 +32,14 @@ from ..parsing import (
     operation_outcome,
 )
 from .corrections import _write_change
-from .matching import CORRECTED, CREATED, ENTRY_STATUS, UNCHANGED, WITHDRAWN, _write_new
+from .matching import CORRECTED, CREATED, ENTRY_STATUS, UNCHANGED, WITHDRAWN, Writes, _write_new, people_for
 
 
-def _write(sender: LabSender, actor: Actor, report: _Report) -> str:
+def _write(writes: Writes, report: _Report) -> str:
     """Record, queue, correct or withdraw one report; UNCHANGED for a redelivery."""
     if report.status == "final":
-        return _write_new(sender, actor, report)
-    return _write_change(sender, actor, report)
+        return _write_new(writes, report)
+    return _write_change(writes, report)
 
 
 def actor_for(sender: LabSender, ip: str | None = None) -> Actor:
@@ -61,13 +61,16 @@ def audit_refused(sender: LabSender, actor: Actor, refused: DeliveryRefused, *, 
         )
 
 
-def _audit_accepted(actor: Actor, sender: LabSender, *, kind: str, counts: dict[str, int]) -> None:
-    audit_record(
-        actor=actor,
-        action="fhir.delivery_accepted",
-        outcome="ok",
-        details={"sender": sender.name, "delivery": kind, **counts},
+def _audit_accepted(writes: Writes, *, kind: str, counts: dict[str, int]) -> None:
+    """The delivery's event, after its writes' events; all appended with one head lock."""
+    writes.events.append(
+        AuditEntry(
+            action="fhir.delivery_accepted",
+            outcome="ok",
+            details={"sender": writes.sender.name, "delivery": kind, **counts},
+        )
     )
+    writes.flush()
 
 
 @dataclass
@@ -86,16 +89,17 @@ def deliver_report(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> 
                 400, [Issue("not-supported", "This endpoint takes a DiagnosticReport.", "resourceType")]
             )
         _validate(DiagnosticReport, data, "DiagnosticReport")
-        report = _report(_Context(sender, {}), data, "DiagnosticReport", timezone.now())
+        ctx = _Context(sender, {})
+        report = _report(ctx, data, "DiagnosticReport", timezone.now())
     except DeliveryRefused as refused:
         audit_refused(sender, actor, refused, kind="DiagnosticReport", entries=1)
         raise
     try:
         with transaction.atomic():
-            written = _write(sender, actor, report)
+            writes = Writes(sender, actor, people_for(ctx.clinics, [report]))
+            written = _write(writes, report)
             _audit_accepted(
-                actor,
-                sender,
+                writes,
                 kind="DiagnosticReport",
                 counts={
                     "reports": 1,
@@ -200,14 +204,14 @@ def _transaction(sender: LabSender, actor: Actor, entries: list[dict[str, Any]])
     status_of: dict[int, str] = {}
     with transaction.atomic():
         new = changed = 0
+        writes = Writes(sender, actor, people_for(ctx.clinics, reports))
         for report in reports:
-            written = _write(sender, actor, report)
+            written = _write(writes, report)
             new += written == CREATED
             changed += written in (CORRECTED, WITHDRAWN)
             status_of[report.entries[0]] = ENTRY_STATUS[written]
         _audit_accepted(
-            actor,
-            sender,
+            writes,
             kind="Bundle/transaction",
             counts={
                 "reports": len(reports),
@@ -222,11 +226,14 @@ def _transaction(sender: LabSender, actor: Actor, entries: list[dict[str, Any]])
 
 
 def _batch(sender: LabSender, actor: Actor, entries: list[dict[str, Any]]) -> Delivered:
-    """Each entry a DiagnosticReport with contained Patient and Observations, on its own."""
+    """Each entry a DiagnosticReport with contained Patient and Observations, on its own.
+
+    All entries are checked first (the people of all of them matched in one query); each
+    valid one is then written in its own transaction with its own events.
+    """
     ctx = _Context(sender, {})
     now = timezone.now()
-    answers: list[dict[str, Any]] = []
-    counts = {"reports": 0, "new": 0, "changed": 0, "refused": 0, "entries": len(entries)}
+    parsed: list[_Report | DeliveryRefused] = []
     for n, entry in enumerate(entries):
         where = f"Bundle.entry[{n}].resource"
         try:
@@ -242,9 +249,20 @@ def _batch(sender: LabSender, actor: Actor, entries: list[dict[str, Any]]) -> De
                         )
                     ],
                 )
-            report = _report(ctx, resource, where, now)
+            parsed.append(_report(ctx, resource, where, now))
+        except DeliveryRefused as refused:
+            parsed.append(refused)
+    people = people_for(ctx.clinics, [r for r in parsed if isinstance(r, _Report)])
+    answers: list[dict[str, Any]] = []
+    counts = {"reports": 0, "new": 0, "changed": 0, "refused": 0, "entries": len(entries)}
+    for item in parsed:
+        try:
+            if isinstance(item, DeliveryRefused):
+                raise item
             with transaction.atomic():
-                written = _write(sender, actor, report)
+                writes = Writes(sender, actor, people)
+                written = _write(writes, item)
+                writes.flush()
             counts["reports"] += 1
             counts["new"] += written == CREATED
             counts["changed"] += written in (CORRECTED, WITHDRAWN)
@@ -253,5 +271,5 @@ def _batch(sender: LabSender, actor: Actor, entries: list[dict[str, Any]]) -> De
             counts["refused"] += 1
             answers.append({"response": {"status": f"{refused.status}", "outcome": operation_outcome(refused.issues)}})
     with transaction.atomic():
-        _audit_accepted(actor, sender, kind="Bundle/batch", counts=counts)
+        _audit_accepted(Writes(sender, actor, {}), kind="Bundle/batch", counts=counts)
     return Delivered(200, {"resourceType": "Bundle", "type": "batch-response", "entry": answers})

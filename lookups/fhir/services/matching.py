@@ -8,16 +8,19 @@ nothing; the lab's report identifier makes a redelivery a no-op (``UNCHANGED``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from guardians import crypto
 from guardians.models import Person
-from lookups.audit import Actor
+from lookups.audit import Actor, AuditEntry, audit_record_many
+from lookups.models import TestResult
 
 from ..models import LabReport, LabSender, PendingLabResult
-from ..parsing import _Report
+from ..parsing import _Report, _Row
 
 CREATED, UNCHANGED, CORRECTED, WITHDRAWN = "created", "unchanged", "corrected", "withdrawn"
 #: The answer per write outcome in a Bundle response.
@@ -47,43 +50,90 @@ def _digest(report: _Report) -> str:
     return crypto.keyed_hash("fhir-report:" + json.dumps(rows, sort_keys=True, separators=(",", ":")))
 
 
-def _write_new(sender: LabSender, actor: Actor, report: _Report) -> str:
-    from lookups.services import result_save
+@dataclass
+class Writes:
+    """What one delivery (or one batch entry) writes: the people matched up front, the audit
+    events collected on the way and appended at the end with one chain-head lock."""
 
-    if LabReport.objects.filter(sender=sender, identifier=report.identifier).exists():
-        return UNCHANGED
-    person = Person.objects.filter(id_number_hash=report.id_hash, clinic__in=list(sender.clinics.all())).first()
+    sender: LabSender
+    actor: Actor
+    people: dict[str, Person]
+    events: list[AuditEntry] = field(default_factory=list)
+
+    def flush(self) -> None:
+        """Append the collected events (call last, inside the transaction they describe)."""
+        audit_record_many(self.actor, self.events)
+        self.events = []
+
+
+def people_for(clinic_ids: Iterable[int], reports: Iterable[_Report]) -> dict[str, Person]:
+    """One query: the registered people of the sender's clinics whose keyed hash is reported."""
+    hashes = {r.id_hash for r in reports if r.id_hash}
+    found: dict[str, Person] = {}
+    if hashes:
+        people = Person.objects.filter(id_number_hash__in=hashes, clinic_id__in=list(clinic_ids))
+        for person in people.select_related("clinic").order_by("pk"):
+            found.setdefault(person.id_number_hash, person)
+    return found
+
+
+def record_results(writes: Writes, elder: Person, rows: list[_Row], source: str) -> list[TestResult]:
+    """The rows as the elder's results, one INSERT; each with its ``result.recorded`` event
+    (the same event ``lookups.services.result_save`` writes), appended by ``writes.flush``."""
+    name = writes.sender.name[:200]
+    records = TestResult.objects.bulk_create(
+        [
+            TestResult(
+                clinic=elder.clinic,
+                elder=elder,
+                kind=r.kind,
+                sampled_at=r.sampled_at,
+                site=name,
+                lab=name,
+                result=r.result,
+                reported_at=r.reported_at,
+            )
+            for r in rows
+        ]
+    )
+    writes.events.extend(
+        AuditEntry(
+            action="result.recorded",
+            outcome="ok",
+            subject=elder,
+            target=record,
+            clinic=elder.clinic,
+            details={"kind": record.kind, "with_photo": False, "source": source},
+        )
+        for record in records
+    )
+    return records
+
+
+def link_results(report: LabReport, records: list[TestResult]) -> None:
+    through = LabReport.results.through
+    through.objects.bulk_create([through(labreport_id=report.pk, testresult_id=r.pk) for r in records])
+
+
+def _write_new(writes: Writes, report: _Report) -> str:
+    person = writes.people.get(report.id_hash)
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # a redelivery (or a concurrent one) hits the unique constraint
             row = LabReport.objects.create(
-                sender=sender,
+                sender=writes.sender,
                 identifier=report.identifier,
                 status=report.status,
                 outcome=LabReport.Outcome.RECORDED if person else LabReport.Outcome.PENDING,
                 clinic=person.clinic if person else report.clinic,
                 content_digest=_digest(report),
             )
-    except IntegrityError:  # a concurrent redelivery won the race
+    except IntegrityError:
         return UNCHANGED
     if person is not None:
-        results = [
-            result_save(
-                actor=actor,
-                elder=person,
-                kind=r.kind,
-                sampled_at=r.sampled_at,
-                site=sender.name[:200],
-                lab=sender.name[:200],
-                result=r.result,
-                reported_at=r.reported_at,
-                source="fhir",
-            )
-            for r in report.rows
-        ]
-        row.results.set(results)
+        link_results(row, record_results(writes, person, report.rows, "fhir"))
     else:
         PendingLabResult.objects.create(
-            sender=sender,
+            sender=writes.sender,
             clinic=report.clinic,
             report=row,
             id_number_hash=report.id_hash,

@@ -373,6 +373,8 @@ class Notice(models.Model):
         AUTHORIZATION_APPROVED = "authorization_approved", _("Authorization approved")
         AUTHORIZATION_REVOKED = "authorization_revoked", _("Authorization revoked")
         AUTHORIZATION_EXPIRING = "authorization_expiring", _("Authorization about to expire")
+        RESULT_CORRECTED = "result_corrected", _("Result corrected after someone else saw it")
+        RESULT_WITHDRAWN = "result_withdrawn", _("Result withdrawn after someone else saw it")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")

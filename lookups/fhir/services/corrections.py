@@ -7,17 +7,20 @@ event carries version numbers and counts, never values.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 from django.utils import timezone
 
 from guardians import crypto
+from guardians.models import Person
 from lookups.audit import AuditEntry
-from lookups.models import TestResult
+from lookups.models import Notice, TestResult
 
 from ..models import LabReport, LabReportVersion, PendingLabResult
 from ..parsing import WITHDRAWN_STATUS, DeliveryRefused, Issue, _Report
+from ..selectors import viewers_of
 from .matching import CORRECTED, UNCHANGED, WITHDRAWN, Writes, _digest, _rows_payload, record_results
 
 
@@ -155,7 +158,36 @@ def _write_change(writes: Writes, report: _Report) -> str:
     row.version = after
     row.status = report.status
     row.save(update_fields=["version", "status", "outcome", "withdrawn_at", "corrected_at", "content_digest"])
+    if elder is not None and results:
+        _notice_if_seen(writes, elder, results, row, version=after, withdrawn=withdrawing, at=now)
     writes.events.append(
         AuditEntry(action=action, outcome="ok", subject=elder, target=row, clinic=row.clinic, details=details)
     )
     return WITHDRAWN if withdrawing else CORRECTED
+
+
+def _notice_if_seen(
+    writes: Writes,
+    elder: Person,
+    results: list[TestResult],
+    row: LabReport,
+    *,
+    version: int,
+    withdrawn: bool,
+    at: dt.datetime,
+) -> None:
+    """The elder's notice rule for a lab change: when someone else was already shown the
+    earlier values, the elder hears that they were corrected or withdrawn (who saw, which lab,
+    when; never the values). Queued after the delivery's audit events, in its transaction."""
+    from lookups.oversight.notices import notice_queue
+
+    viewers = viewers_of(elder, [r.pk for r in results], since=min(r.recorded_at for r in results))
+    if not viewers:
+        return
+    kind = Notice.Kind.RESULT_WITHDRAWN if withdrawn else Notice.Kind.RESULT_CORRECTED
+    context = {"lab": writes.sender.name, "viewers": ", ".join(viewers)[:200], "at": at.isoformat()}
+    writes.after.append(
+        lambda: notice_queue(
+            actor=writes.actor, kind=kind, object_key=f"lab-report:{row.pk}:v{version}", person=elder, context=context
+        )
+    )

@@ -8,7 +8,7 @@ nothing; the lab's report identifier makes a redelivery a no-op (``UNCHANGED``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,11 +59,17 @@ class Writes:
     actor: Actor
     people: dict[str, Person]
     events: list[AuditEntry] = field(default_factory=list)
+    #: Run after the events are appended, in the same transaction (elder notices).
+    after: list[Callable[[], object]] = field(default_factory=list)
 
     def flush(self) -> None:
-        """Append the collected events (call last, inside the transaction they describe)."""
+        """Append the collected events, then run ``after`` (call last, inside the transaction
+        they describe, so a notice exists exactly when its correction does)."""
         audit_record_many(self.actor, self.events)
         self.events = []
+        for step in self.after:
+            step()
+        self.after = []
 
 
 def people_for(clinic_ids: Iterable[int], reports: Iterable[_Report]) -> dict[str, Person]:

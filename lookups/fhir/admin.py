@@ -14,6 +14,7 @@
 
 from django.contrib import admin
 from django.db.models import Count
+from django.utils.translation import gettext_lazy as _
 
 from guardians.admin import ReadOnlyScopedAdmin, clinic_ids_for
 
@@ -45,7 +46,7 @@ class LabSenderAdmin(ReadOnlyScopedAdmin):
             obj._kg_reader_clinics = clinic_ids_for(request.user)
         return obj
 
-    @admin.display(description="clinics served")
+    @admin.display(description=_("clinics served"))
     def served_clinics(self, obj: LabSender) -> str:
         """Only the reader's own clinics among those served (another clinic is not named)."""
         reader = getattr(obj, "_kg_reader_clinics", set())
@@ -103,7 +104,7 @@ class LabReportAdmin(ReadOnlyScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_results=Count("results", distinct=True))
 
-    @admin.display(description="results", ordering="_results")
+    @admin.display(description=_("results held"), ordering="_results")
     def results_count(self, obj: LabReport) -> int:
         """How many results the report holds now: a count, never the values."""
         return obj._results

@@ -49,7 +49,7 @@ class LabSenderAdmin(ReadOnlyScopedAdmin):
     @admin.display(description=_("clinics served"))
     def served_clinics(self, obj: LabSender) -> str:
         """Only the reader's own clinics among those served (another clinic is not named)."""
-        reader = getattr(obj, "_kg_reader_clinics", set())
+        reader: set[int] | None = getattr(obj, "_kg_reader_clinics", set())
         clinics = obj.clinics.order_by("name")
         if reader is not None:
             clinics = clinics.filter(pk__in=sorted(reader))
@@ -107,7 +107,7 @@ class LabReportAdmin(ReadOnlyScopedAdmin):
     @admin.display(description=_("results held"), ordering="_results")
     def results_count(self, obj: LabReport) -> int:
         """How many results the report holds now: a count, never the values."""
-        return obj._results
+        return getattr(obj, "_results", 0)
 
 
 @admin.register(LabReportVersion)

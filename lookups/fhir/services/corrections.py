@@ -69,6 +69,8 @@ def _write_change(writes: Writes, report: _Report) -> str:
                 )
             ],
         )
+    # A report discarded at the desk has neither results nor a pending row: a correction only moves
+    # its version (the same answer as any correction, so the sender learns nothing about the desk).
     pending = PendingLabResult.objects.select_for_update().filter(report=row).first()
     results = list(row.results.select_for_update().select_related("elder").order_by("pk"))
     elder = results[0].elder if results else None
@@ -135,7 +137,7 @@ def _write_change(writes: Writes, report: _Report) -> str:
             pending.payload_ciphertext = crypto.encrypt(json.dumps(_rows_payload(report)).encode())
             pending.kinds = ",".join(dict.fromkeys(r.kind for r in report.rows))[:200]
             pending.save(update_fields=["payload_ciphertext", "kinds"])
-        else:
+        elif elder is not None:
             for old, new in zip(results, report.rows, strict=False):
                 old.kind, old.sampled_at, old.reported_at, old.result = (
                     new.kind,

@@ -6,6 +6,10 @@ Invariants:
 - The answer to the sender is the same whether the person was found or not.
 - Every delivery from an authenticated sender is audited (``fhir.delivery_accepted`` or
   ``fhir.delivery_refused``) with counts and outcome, never result values or ID numbers.
+- Writes are collected per delivery (``matching.Writes``): the people of all its reports are
+  matched in one query, and its audit events (``result.recorded`` per result, corrections,
+  ``fhir.delivery_accepted``) are appended at its end with one chain-head lock
+  (``audit_record_many``), in the same transaction, so the lock is held only while committing.
 """
 
 from __future__ import annotations

@@ -2,12 +2,22 @@ import io
 import zipfile
 
 import pytest
+from django.utils import translation
 
 from lookups.lab_files import LabFileRejected, read_lab_file
 
 LIMITS = {"max_bytes": 2 * 1024 * 1024, "max_rows": 5000}
 EN = "id_number,test_kind,sampled_at,site,lab,result,reported_at\n"
 ZH = "身份证号,检测类型,采样时间,采样点,检测机构,结果,报告时间\n"
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The messages are matched in English, whatever an earlier test left active."""
+    with translation.override("en"):
+        yield
+
+
 ROW = "110101194001011234,pcr,2026-01-05 09:30,社区站,金域检验,negative,2026-01-05 18:00\n"
 
 

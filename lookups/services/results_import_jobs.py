@@ -9,7 +9,8 @@ the worker re-reads and re-checks it with :func:`results_import_csv`, which writ
 in one transaction or nothing. The import's progress lives in a small JSON status file next
 to the upload, written atomically (``os.replace``); the status page reads it.
 
-A confirm is claimed once (``O_EXCL`` marker): a double click starts one import, not two.
+A confirm is claimed once and a run starts once (``O_EXCL`` markers): a double click or a
+message delivered twice imports the file once.
 """
 
 from __future__ import annotations
@@ -194,6 +195,10 @@ def _run(key: str, status: dict) -> str:
         _write_status(key, state="failed", message=_("The staged file is gone or changed. Nothing was imported."))
         return "failed"
     actor = Actor(user=user, label=user.get_username(), ip=status.get("ip"), user_agent=status.get("user_agent", ""))
+    try:  # one run per import, even if the message is delivered twice at the same moment
+        os.close(os.open(upload.with_suffix(".running"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return "running"
     _write_status(key, state="running", started=time.time())
     try:
         created = results_import_csv(actor=actor, clinic=clinic, data=data)

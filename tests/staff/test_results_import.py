@@ -260,3 +260,13 @@ def test_the_import_page_links_both_templates_and_speaks_chinese(staff_client, c
 def test_status_of_an_unknown_key_is_404(staff_client):
     assert staff_client.get(reverse("staff:results_import_status", args=["f" * 32])).status_code == 404
     assert staff_client.get(reverse("staff:results_import_status", args=["not-a-key"])).status_code == 404
+
+
+def test_the_celery_task_runs_the_import(staff_client, clinic, elders):
+    from lookups.tasks import run_results_import
+
+    token = _token(_upload(staff_client, clinic, _csv([_cells(e) for e in elders])))
+    _response, queued = _confirm(staff_client, token)
+    assert run_results_import.apply(args=queued).get() == "done"
+    assert run_results_import.apply(args=queued).get() == "done"  # delivered again: nothing more
+    assert TestResult.objects.count() == 3

@@ -122,8 +122,8 @@ def results_import(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/results_import.html", context)
 
 
-@require_POST
 @staff_view(A.RECORD_RESULTS)
+@require_POST
 def results_import_confirm(request: HttpRequest) -> HttpResponse:
     """Start the import of a previewed file: only its signed token comes back, never rows."""
     form = forms.ResultsImportConfirmForm(request.POST)

@@ -102,7 +102,7 @@ def _sweep_old() -> None:
 
 def results_import_stage(*, actor: Actor, clinic: Clinic, data: bytes, rows: int) -> str:
     """Store a file that passed every check and return the signed token that confirms it."""
-    if not permissions.staff_can(actor.user, permissions.StaffAction.RECORD_RESULTS, clinic):
+    if actor.user is None or not permissions.staff_can(actor.user, permissions.StaffAction.RECORD_RESULTS, clinic):
         raise StagedImportInvalid(_("You may not record results for this clinic."))
     _sweep_old()
     key = secrets.token_hex(16)
@@ -145,6 +145,8 @@ def results_import_start(*, actor: Actor, token: str) -> str:
     """Confirm a preview: queue its import (once) and return the key of its status."""
     from ..tasks import run_results_import
 
+    if actor.user is None:
+        raise StagedImportInvalid(_("This preview is not valid. Upload the file again."))
     staged = staged_import_open(user=actor.user, token=token)
     _upload, _status, claimed = _paths(staged.key)
     try:
@@ -154,7 +156,7 @@ def results_import_start(*, actor: Actor, token: str) -> str:
     os.close(fd)
     _write_status(staged.key, state="queued", ip=actor.ip, user_agent=actor.user_agent, sha256=staged.sha256)
     try:
-        run_results_import.delay_on_commit(staged.key)
+        run_results_import.delay_on_commit(staged.key)  # type: ignore[attr-defined]  # DjangoTask
     except BrokerUnavailable as exc:
         logger.warning("results import %s could not be queued: broker unavailable", staged.key)
         claimed.unlink(missing_ok=True)

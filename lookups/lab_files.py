@@ -11,6 +11,7 @@ import csv
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -109,6 +110,24 @@ def _check_zip(data: bytes, max_bytes: int) -> None:
                 raise LabFileRejected(_("This .xlsx file expands too much to be read safely."))
         if total > max_bytes * MAX_XLSX_EXPANDED:
             raise LabFileRejected(_("This .xlsx file expands too much to be read safely."))
+        # The directory's sizes can lie. zipfile stops a member at its declared size and then
+        # fails its CRC; decompressing every member once here (counting real bytes against the
+        # same budget, at most ~50 MB of work) turns a forged archive into a clear refusal
+        # before openpyxl parses anything.
+        budget = max_bytes * MAX_XLSX_EXPANDED
+        try:
+            for info in zf.infolist():
+                with zf.open(info) as member:
+                    seen = 0
+                    while chunk := member.read(1024 * 1024):
+                        seen += len(chunk)
+                        budget -= len(chunk)
+                        if budget < 0 or seen > info.file_size:
+                            raise LabFileRejected(_("This .xlsx file expands too much to be read safely."))
+        except LabFileRejected:
+            raise
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise LabFileRejected(_("This .xlsx file is damaged.")) from exc
 
 
 def _cell_text(value) -> str:

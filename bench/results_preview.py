@@ -55,8 +55,7 @@ def main() -> None:
     from django.test import override_settings
 
     from lookups.models import TestResult
-    from lookups.results_preview import preview_from_checked
-    from lookups.services import results_import, results_import_jobs
+    from lookups.services import results_import_jobs
 
     try:
         call_command("migrate", verbosity=0)
@@ -66,10 +65,10 @@ def main() -> None:
             files = {"CSV UTF-8": utf8, "CSV GB18030": utf8.decode().encode("gb18030"), "xlsx": to_xlsx(utf8)}
             for label, data in files.items():
                 started = time.monotonic()
-                checked = results_import.results_import_validate(actor=actor, clinic=clinic, data=data)
-                render_to_string("staff/results_preview.html", {"preview": preview_from_checked(checked)})
+                preview = results_import_jobs.results_import_preview(actor=actor, clinic=clinic, data=data)
+                render_to_string("staff/results_preview.html", {"preview": preview})
                 elapsed = time.monotonic() - started
-                assert not checked.errors and len(checked.rows) == rows, checked.errors[:3]
+                assert preview.ok and len(preview.rows) == rows, (preview.rejected, preview.problems[:3])
                 print(f"preview {label:12} {len(data):>9,} bytes  {elapsed:6.2f} s", flush=True)
             token = results_import_jobs.results_import_stage(actor=actor, clinic=clinic, data=utf8, rows=rows)
             with mock.patch("lookups.tasks.run_results_import.delay_on_commit"):

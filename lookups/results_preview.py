@@ -1,8 +1,7 @@
-"""Preview a lab results file before importing it: what would be imported, and every problem.
-
-Read-only: it validates exactly as the import does (the import's own row validator), checks
-each person is an elder registered at *this* clinic and that no row repeats another or a result
-already recorded, and writes nothing (no rows, no audit event).
+"""The preview of a lab results file, shaped for the page: the rows that would be imported and
+every per-line problem. No ORM writes, no services: ``results_import_preview`` (in
+``lookups.services``) runs the import's own checks and hands the result to
+:func:`preview_from_checked`.
 """
 
 from __future__ import annotations
@@ -59,20 +58,9 @@ class Preview:
         return len({p.line for p in self.problems})
 
 
-def preview_lab_file(data: bytes, *, actor, clinic) -> Preview:
-    """The import's own checks (:func:`results_import_validate`), shaped for the preview page."""
-    from lookups.services import results_import as services
-
-    try:
-        checked = services.results_import_validate(actor=actor, clinic=clinic, data=data)
-    except services.ResultsImportRejected as exc:
-        return Preview(rejected=str(exc))
-    return preview_from_checked(checked)
-
-
 def preview_from_checked(checked) -> Preview:
     """A :class:`Preview` of a ``results_import.CheckedImport``: the clean rows and every problem."""
-    from lookups.models import TestResult
+    from .models import TestResult
 
     bad_lines = {e.line for e in checked.errors}
     return Preview(

@@ -33,6 +33,7 @@ from .results_import import (
 from .results_import_jobs import (
     ImportNotStarted,
     StagedImportInvalid,
+    results_import_preview,
     results_import_stage,
     results_import_start,
     results_import_status,
@@ -79,6 +80,7 @@ __all__ = [
     "result_save",
     "results_import_check",
     "results_import_csv",
+    "results_import_preview",
     "results_import_stage",
     "results_import_start",
     "results_import_status",

@@ -34,7 +34,8 @@ from guardians import permissions
 from guardians.models import Clinic, User
 
 from ..audit import Actor
-from .results_import import ResultsImportRejected, results_import_csv
+from ..results_preview import Preview, preview_from_checked
+from .results_import import ResultsImportRejected, results_import_csv, results_import_validate
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,16 @@ def _sweep_old() -> None:
                 path.unlink()
         except OSError:
             continue
+
+
+def results_import_preview(*, actor: Actor, clinic: Clinic, data: bytes) -> Preview:
+    """What importing ``data`` would do, written nowhere: the import's own checks
+    (:func:`results_import_validate`), shaped for the preview page."""
+    try:
+        checked = results_import_validate(actor=actor, clinic=clinic, data=data)
+    except ResultsImportRejected as exc:
+        return Preview(rejected=str(exc))
+    return preview_from_checked(checked)
 
 
 def results_import_stage(*, actor: Actor, clinic: Clinic, data: bytes, rows: int) -> str:

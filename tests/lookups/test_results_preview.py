@@ -8,7 +8,6 @@ from guardians import id_numbers
 from guardians.models import Person
 from lookups.audit import Actor
 from lookups.models import AuditEvent, TestResult
-from lookups.results_preview import preview_lab_file
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -21,6 +20,12 @@ def db_counts() -> tuple[int, int, int]:
 
 ELDER_ID = id_numbers.make_valid("11010119450101123")
 STRANGER_ID = id_numbers.make_valid("11010119460202456")
+
+
+def preview_lab_file(data, *, actor, clinic):
+    from lookups.services import results_import_preview
+
+    return results_import_preview(actor=actor, clinic=clinic, data=data)
 
 
 def clinic_staff(clinic):

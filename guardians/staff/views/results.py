@@ -14,7 +14,6 @@ from guardians import permissions, selectors
 from guardians.staff import forms
 from lookups import services as lookup_services
 from lookups.audit import Actor
-from lookups.results_preview import preview_from_checked
 
 from .common import (
     A,
@@ -103,21 +102,19 @@ def results_import(request: HttpRequest) -> HttpResponse:
     clinic = form.cleaned_data["clinic"]
     data = form.cleaned_data["file"].read(lookup_services.RESULTS_CSV_MAX_BYTES + 1)
     actor = Actor.from_request(request)
-    try:
-        checked = lookup_services.results_import_validate(actor=actor, clinic=clinic, data=data)
-    except lookup_services.ResultsImportRejected as exc:
-        context["rejected"] = str(exc)
+    preview = lookup_services.results_import_preview(actor=actor, clinic=clinic, data=data)
+    if preview.rejected:
+        context["rejected"] = preview.rejected
         return render(request, "staff/results_import.html", context, status=400)
-    preview = preview_from_checked(checked)
     context.update({"preview": preview, "clinic": clinic})
-    if checked.errors:
+    if preview.problems:
         context["rejected"] = _(
             "Nothing was imported: %(lines)d of %(rows)d rows have problems. "
             "Correct them and import the whole file again."
         ) % {"lines": preview.problem_lines, "rows": preview.total_rows}
-        context["errors"] = checked.errors
+        context["errors"] = preview.problems
         return render(request, "staff/results_import.html", context, status=400)
-    token = lookup_services.results_import_stage(actor=actor, clinic=clinic, data=data, rows=len(checked.rows))
+    token = lookup_services.results_import_stage(actor=actor, clinic=clinic, data=data, rows=len(preview.rows))
     context["confirm"] = forms.ResultsImportConfirmForm(initial={"token": token})
     return render(request, "staff/results_import.html", context)
 

@@ -40,7 +40,8 @@ from .results_import import ResultsImportRejected, results_import_csv, results_i
 logger = logging.getLogger(__name__)
 
 STAGE_SECONDS = 30 * 60  # how long a preview can be confirmed
-KEEP_SECONDS = 24 * 3600  # staged files and status older than this are swept on the next stage
+UPLOAD_KEEP_SECONDS = STAGE_SECONDS + 3600  # a staged file (ID numbers!) is swept after this
+KEEP_SECONDS = 24 * 3600  # status files and markers: swept after a day (on the next stage)
 _SALT = "kinguard.results-import.stage"
 
 
@@ -92,10 +93,11 @@ def read_status(key: str) -> dict:
 
 
 def _sweep_old() -> None:
-    cutoff = time.time() - KEEP_SECONDS
+    now = time.time()
     for path in _dir().iterdir():
+        keep = UPLOAD_KEEP_SECONDS if path.suffix == ".upload" else KEEP_SECONDS
         try:
-            if path.stat().st_mtime < cutoff:
+            if path.stat().st_mtime < now - keep:
                 path.unlink()
         except OSError:
             continue
@@ -221,7 +223,7 @@ def _run(key: str, status: dict) -> str:
         upload.unlink(missing_ok=True)
         return "refused"
     except Exception:
-        _write_status(key, state="failed", message=_("The import failed. Nothing was imported; try again."))
+        _write_status(key, state="failed", message=_("The import failed. Nothing was imported; upload the file again."))
         raise
     _write_status(key, state="done", done=len(created), finished=time.time())
     upload.unlink(missing_ok=True)

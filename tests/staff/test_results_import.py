@@ -270,3 +270,30 @@ def test_the_celery_task_runs_the_import(staff_client, clinic, elders):
     assert run_results_import.apply(args=queued).get() == "done"
     assert run_results_import.apply(args=queued).get() == "done"  # delivered again: nothing more
     assert TestResult.objects.count() == 3
+
+
+def test_staged_files_are_swept_after_the_preview_window(staff_client, clinic, elders, settings):
+    import os
+    import time
+
+    token = _token(_upload(staff_client, clinic, _csv([_cells(elders[0])])))
+    folder = settings.PRIVATE_STORAGE_ROOT / "results-imports"
+    (old,) = folder.glob("*.upload")
+    stamp = time.time() - results_import_jobs.UPLOAD_KEEP_SECONDS - 1
+    os.utime(old, (stamp, stamp))
+    _upload(staff_client, clinic, _csv([_cells(elders[1])]))  # the next preview sweeps
+    assert not old.exists() and old.with_suffix(".json").exists()
+    _response, queued = _confirm(staff_client, token)
+    assert results_import_jobs.results_import_run(key=queued[0]) == "failed"
+    assert not TestResult.objects.exists()
+
+
+def test_a_crash_in_the_import_is_shown_and_nothing_is_written(staff_client, clinic, elders):
+    token = _token(_upload(staff_client, clinic, _csv([_cells(e) for e in elders])))
+    response, queued = _confirm(staff_client, token)
+    crash = mock.patch.object(results_import_jobs, "results_import_csv", side_effect=RuntimeError("db gone"))
+    with crash, pytest.raises(RuntimeError):
+        results_import_jobs.results_import_run(key=queued[0])
+    page = staff_client.get(response.url)
+    assert "Refresh" not in page and "The import failed. Nothing was imported" in page.content.decode()
+    assert not TestResult.objects.exists()

@@ -260,14 +260,27 @@ def audit_record_many(actor: Actor, events: Iterable[AuditEntry]) -> list[AuditE
             _reserve_ids(rows)
             copy_lines = [_copy_prefix(row) for row in rows]
             connection.check_constraints()  # SET CONSTRAINTS ALL IMMEDIATE, then DEFERRED again
+        # On PostgreSQL the whole chain is computed against the head as last committed, still
+        # outside the lock; under it, if the head has not moved since, the COPY data is sent as
+        # is. Otherwise (someone appended meanwhile) it is recomputed against the locked head.
+        guess = _unlocked_head() if copy_lines is not None else None
+        ready = None
+        if guess is not None:
+            ready = _chain(rows, pieces, *guess, timezone.now(), copy_lines=copy_lines)
         head = _lock_head()
-        now = timezone.now()  # under the lock, so created_at never goes back along the chain
-        if copy_lines is None:
-            sequence, last_hash = _chain(rows, pieces, head, now)
+        if ready is not None and (head.last_sequence, head.last_hash) == guess:
+            sequence, last_hash, chunks = ready
+            with _copy() as write:
+                write(b"".join(chunks))
+        elif copy_lines is None:
+            now = timezone.now()  # under the lock, so created_at never goes back along the chain
+            sequence, last_hash, _ = _chain(rows, pieces, head.last_sequence, head.last_hash, now)
             AuditEvent.objects.bulk_create(rows, batch_size=AUDIT_BULK_BATCH)
         else:
             with _copy() as write:  # the server inserts each chunk while the next is hashed
-                sequence, last_hash = _chain(rows, pieces, head, now, copy_lines=copy_lines, write=write)
+                sequence, last_hash, _ = _chain(
+                    rows, pieces, head.last_sequence, head.last_hash, timezone.now(), copy_lines=copy_lines, write=write
+                )
         for row in rows:
             row._state.adding, row._state.db = False, connection.alias
         AuditChainHead.objects.filter(pk=1).update(last_sequence=sequence, last_hash=last_hash)
@@ -282,18 +295,25 @@ _COPY_CHUNK = 500
 def _chain(
     rows: list[AuditEvent],
     pieces: list[tuple[bytes, bytes, bytes] | None],
-    head: AuditChainHead,
+    last_sequence: int,
+    last_hash: str,
     now: dt.datetime,
     *,
     copy_lines: list[bytes] | None = None,
     write: Callable[[bytes], None] | None = None,
-) -> tuple[int, str]:
-    """Under the head lock: number, time and hash the rows in order (and, on PostgreSQL, send
-    their COPY lines in chunks). Returns the new head (last sequence, last hash)."""
-    sequence, prev_hash = head.last_sequence, head.last_hash
+) -> tuple[int, str, list[bytes]]:
+    """Number, time and hash the rows in order after the head (``last_sequence``,
+    ``last_hash``), and with ``copy_lines`` render their COPY data: sent in chunks to
+    ``write`` as it goes, or returned. Returns (new last sequence, new last hash, COPY data).
+
+    Correct only under the head lock, or when the head is found unchanged under it; a
+    ``created_at`` taken before the lock is then still after the previous event's (that
+    event committed before its head was read)."""
+    sequence, prev_hash = last_sequence, last_hash
     iso = now.astimezone(dt.UTC).isoformat(timespec="microseconds")
     time_bytes, copy_time = b'"created_at":' + json.dumps(iso).encode(), iso.encode() + b"\t"
     out: list[bytes] = []
+    chunks: list[bytes] = []
     for index, row in enumerate(rows):
         sequence += 1
         row.sequence, row.created_at, row.prev_hash = sequence, now, prev_hash
@@ -307,15 +327,22 @@ def _chain(
                 b"".join((prev_hash.encode(), b"\n", before, time_bytes, between, seq, after))
             ).hexdigest()
         prev_hash = row.hash
-        if copy_lines is not None and write is not None:
+        if copy_lines is not None:
             out += (copy_lines[index], copy_time, b"%d\t" % sequence, row.prev_hash.encode(), b"\t")
             out += (prev_hash.encode(), b"\n")
-            if (index + 1) % _COPY_CHUNK == 0:
+            if write is not None and (index + 1) % _COPY_CHUNK == 0:
                 write(b"".join(out))
                 out.clear()
     if out and write is not None:
         write(b"".join(out))
-    return sequence, prev_hash
+    elif out:
+        chunks.append(b"".join(out))
+    return sequence, prev_hash, chunks
+
+
+def _unlocked_head() -> tuple[int, str] | None:
+    """The chain head as last committed (no lock): a guess to prepare a batch against."""
+    return AuditChainHead.objects.filter(pk=1).values_list("last_sequence", "last_hash").first()
 
 
 def _reserve_ids(rows: list[AuditEvent]) -> None:

@@ -118,3 +118,16 @@ def test_concurrent_batches_and_single_appends_keep_one_gapless_chain():
     assert AuditChainHead.objects.get(pk=1).last_sequence == total
     for sequences in batches.values():  # each batch is one contiguous run, in order
         assert sequences == list(range(sequences[0], sequences[0] + 400))
+
+
+@pytest.mark.django_db
+def test_a_batch_prepared_against_a_stale_head_is_rechained_under_the_lock(monkeypatch):
+    """The chain computed before the lock is used only if the head did not move meanwhile."""
+    from lookups import audit
+
+    require_postgresql()
+    first = audit_record(actor=Actor.system("test"), action="lookup.started")
+    monkeypatch.setattr(audit, "_unlocked_head", lambda: (0, audit.GENESIS_HASH))  # as if read before `first`
+    rows = audit_record_many(Actor.system("test"), [AuditEntry(action="lookup.started")] * 5)
+    assert rows[0].sequence == first.sequence + 1 and rows[0].prev_hash == first.hash
+    assert verify_chain() == (first.sequence + 5, None)

@@ -226,9 +226,11 @@ def audit_record_many(actor: Actor, events: Iterable[AuditEntry]) -> list[AuditE
     (details serialised, targets resolved, canonical bytes cut around the sequence and the
     time), and on PostgreSQL the primary keys are drawn, each row's COPY line is prepared
     and the caller's pending deferred constraints are checked (so COMMIT has none left to
-    check while the lock is held). Under the lock only the time, the sequence numbers and
-    the hashes are filled in, in order, the rows are written with one bulk insert (one
-    ``COPY`` on PostgreSQL, ``bulk_create`` elsewhere) and the head moves once. The hashes
+    check while the lock is held), and the whole chain is computed against the head as last
+    committed. Under the lock, if the head has not moved, that COPY data is sent as it is;
+    otherwise (and always elsewhere) the time, the sequence numbers and the hashes are filled
+    in against the locked head, in order. The rows go in with one bulk insert (one ``COPY``
+    on PostgreSQL, ``bulk_create`` elsewhere) and the head moves once. The hashes
     are exactly those :func:`audit_record` would compute. The lock is held until the
     caller's transaction ends, so call this *last* in that transaction, after the bulk work
     it describes. An empty batch writes nothing and takes no lock.

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("guardians", "0006_removalrequest"),
-        ("lookups", "0010_facecheck_challenge"),
+        ("lookups", "0011_notice_lab_kinds_fhir_verbose_names"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,6 +1,6 @@
 """Benchmark: a 5,000-row results CSV import on PostgreSQL, per-row audit path vs batched.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/kg_audit_lock \\
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \\
         flock /tmp/kg-heavy.lock .venv/bin/python bench/results_import.py
 
 Creates its own database ``<name of DATABASE_URL's database>_importbench`` (dropped at the

@@ -16,7 +16,9 @@ from .test_delivery import post, report, transaction_bundle
 pytestmark = pytest.mark.django_db
 
 #: Queries per single-report delivery of a registered person, and per extra report in a Bundle.
-SINGLE_MAX, PER_REPORT_MAX = 18, 5
+#: (On PostgreSQL the batched audit append adds three fixed queries before its lock: the ids
+#: drawn, the unlocked head read and the deferred-constraint check.)
+SINGLE_MAX, PER_REPORT_MAX = 20, 5
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +51,10 @@ def person_selects(queries) -> int:
 
 
 def head_locks(queries) -> int:
-    return sum('FROM "lookups_auditchainhead"' in q["sql"] for q in queries)
+    """Locking reads of the chain head (an unlocked read of it prepares a batch beforehand)."""
+    if connection.vendor != "postgresql":  # SQLite has no row locks: every head read counts
+        return sum('FROM "lookups_auditchainhead"' in q["sql"] for q in queries)
+    return sum('FROM "lookups_auditchainhead"' in q["sql"] and "FOR UPDATE" in q["sql"] for q in queries)
 
 
 def test_single_report_query_count(client, lab, numbers):

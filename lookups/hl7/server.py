@@ -53,7 +53,8 @@ class Listener:
         return self.server
 
     def port(self) -> int:
-        assert self.server is not None  # noqa: S101  # nosec B101: only after start()
+        if self.server is None:
+            raise RuntimeError("start() first")
         return self.server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:

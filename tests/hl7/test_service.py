@@ -188,3 +188,43 @@ def test_escaping_in_the_ack(peers, elder):
     assert segments(answer)["MSA"][0][2] == "A"  # MSH-10 ends at the field separator as sent
     answer = send(peers, oru(observations=[obx(code="X|Y^^LN")]))
     assert all(len(f) == 9 for f in segments(answer)["ERR"])  # the text did not break the segment
+
+
+def test_waiting_report_is_attached_when_the_person_registers(peers, staff, clinic):
+    from guardians import services as guardian_services
+    from lookups.audit import Actor
+
+    assert ack_code(send(peers, oru(number=UNKNOWN))) == "AA"
+    person = guardian_services.person_register(
+        actor=Actor.for_user(staff), clinic=clinic, full_name="Li Na", id_number=UNKNOWN, is_elder=True
+    )
+    assert TestResult.objects.get(elder=person).result == "Not detected"
+    assert not PendingLabResult.objects.exists()
+
+
+def test_correction_drops_w_observations_and_cannot_change_the_patient(peers, elder, lab):
+    LabCodeMap.objects.create(sender=lab, system="99CLB", code="HB", kind="blood")
+    send(peers, oru(observations=[obx(1), obx(2, "HB^Hb^99CLB", "13.5", "NM")]))
+    assert TestResult.objects.count() == 2
+    dropped = oru(status="C", control="M2", observations=[obx(1, status="F"), obx(2, "HB^Hb^99CLB", "13.5", "NM", "W")])
+    assert ack_code(send(peers, dropped)) == "AA"
+    assert list(TestResult.objects.values_list("kind", flat=True)) == ["nucleic_acid"]
+    other = oru(status="C", control="M3", number=UNKNOWN, observations=[obx(value="Detected", vtype="ST")])
+    answer = send(peers, other)
+    assert ack_code(answer) == "AE" and err(answer) == ("PID^1^3", "207")
+    assert TestResult.objects.get().result == "Not detected"
+
+
+def test_gb18030_message(peers, elder):
+    message = oru(observations=[obx(value="阴性", vtype="ST")]).decode().replace("UNICODE UTF-8", "GB 18030-2000")
+    assert ack_code(send(peers, message.encode("gb18030"))) == "AA"
+    assert TestResult.objects.get().result == "阴性"
+    utf8_declared_gb = oru(observations=[obx(value="阴性", vtype="ST")]).decode().encode("gb18030")
+    assert ack_code(send(peers, utf8_declared_gb)) == "AR"  # says UTF-8, is not
+
+
+def test_several_clinics_need_msh6(peers, elder, lab, clinic, other_clinic):
+    lab.clinics.add(other_clinic)
+    answer = send(peers, oru())
+    assert ack_code(answer) == "AE" and err(answer)[0] == "MSH^1^6"
+    assert ack_code(send(peers, oru(clinic=str(clinic.pk), control="M2"))) == "AA"

@@ -12,8 +12,9 @@ Reversible: backwards rebuilds the indexes of 0012. Plain (locking) CREATE INDEX
 log run it in a quiet period (about 1-2 s per index per million events on the dev box).
 """
 
-import lookups.db_indexes
 from django.db import migrations, models
+
+import lookups.db_indexes
 
 
 class Migration(migrations.Migration):

@@ -2,7 +2,7 @@
 
 Every query here is bounded (a page, a period, a row limit) and served by an index on
 ``lookups_auditevent``: (subject, sequence), (actor, sequence), (action, sequence),
-(clinic, sequence) (read backwards for newest first) or the BRIN on created_at.
+(clinic, sequence) (read backwards for newest first) or (created_at).
 """
 
 from __future__ import annotations
@@ -315,7 +315,7 @@ def dashboard_data(
 ) -> DashboardData:
     """Per local day over the last ``days`` days: lookup outcomes and OTP/face failure rates.
 
-    One grouped query over the period's pages (BRIN on created_at).
+    One grouped query over the (created_at) index.
     """
     today = today or timezone.localdate()
     first = today - dt.timedelta(days=days - 1)

@@ -13,6 +13,7 @@ from lookups.audit import Actor, audit_record
 
 from .. import crypto, id_numbers, permissions, phones
 from ..models import Clinic, IdentityCheck, Person
+from ..signals import person_registered
 from .accounts import person_create_login
 from .common import (  # noqa: F401
     BACKUP_CODE_COUNT,
@@ -80,11 +81,9 @@ def person_register(
                 clinic=clinic,
                 details={"is_elder": is_elder, "is_guardian": is_guardian},
             )
-            # Lab results that arrived before the registration (issue 15). Imported here:
-            # lookups depends on guardians, never the other way round at import time.
-            from lookups.fhir.services import pending_attach
-
-            pending_attach(actor=actor, person=person)
+            # Lab results that arrived before the registration (issue 15): lookups attaches
+            # them (guardians.signals; lookups builds on guardians, never the reverse).
+            person_registered.send(sender=Person, actor=actor, person=person)
     except IntegrityError as exc:  # a concurrent registration of the same number won
         raise DuplicatePerson(Person.objects.get(id_number_hash=digest)) from exc
     return person

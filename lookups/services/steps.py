@@ -21,7 +21,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from guardians import permissions
 from guardians.models import Person, User
 
-from .. import capture_budget
+from .. import capture_budget, task_queue
 from ..audit import Actor, audit_record
 from ..faces.errors import ProbeRejected
 from ..faces.images import load_probe_image
@@ -263,9 +263,7 @@ def lookup_submit_face(
                         "liveness": ",".join(actions) if actions else "none",
                     },
                 )
-                from ..tasks import run_face_check
-
-                run_face_check.delay_on_commit(str(check.id))
+                task_queue.publish_on_commit(task_queue.RUN_FACE_CHECK, str(check.id))
     except BrokerUnavailable as exc:
         # The commit happened; only the publish failed. Undo the step in a new transaction.
         logger.warning("face check %s could not be queued: broker unavailable", check.id if check else None)

@@ -85,7 +85,11 @@ def face_enroll(
         if consent_id is None:
             pending = face_consent_pending(person, now)
             consent_id = pending.pk if pending is not None else None
-        consent = FaceConsent.objects.select_for_update().filter(pk=consent_id, person=person).first()
+        consent = (
+            FaceConsent.objects.select_for_update().filter(pk=consent_id, person=person).first()
+            if consent_id is not None
+            else None
+        )
         if consent is None or consent.used_at is not None:
             raise ServiceError("Record the person's biometric consent first.")
         if consent.recorded_at < now - dt.timedelta(minutes=FACE_CONSENT_VALID_MINUTES):
@@ -152,14 +156,14 @@ def face_template_of(person: Person):
     enrollment = FaceEnrollment.objects.filter(person=person).first()
     if enrollment is None:
         return None
-    return decode_template_bytes(crypto.decrypt(enrollment.template_ciphertext))
+    return decode_template_bytes(crypto.decrypt(bytes(enrollment.template_ciphertext)))
 
 
 def face_consent_record(
     *, actor: Actor, person: Person, consent_text: str, given_by: str, representative_name: str = ""
 ) -> FaceConsent:
     """Record the separate biometric consent (the exact text shown, who gave it) before enrolling."""
-    require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    staff = require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
     consent_text = consent_text.strip()
     if not consent_text:
         raise ServiceError("The consent text shown to the person is required.")
@@ -174,7 +178,7 @@ def face_consent_record(
             consent_text=consent_text,
             given_by=given_by,
             representative_name=representative_name[:200] if given_by == FaceConsent.GivenBy.REPRESENTATIVE else "",
-            recorded_by=actor.user,
+            recorded_by=staff,
         )
         audit_record(
             actor=actor,

@@ -151,7 +151,7 @@ def id_number_check_birth_date(*, id_number: str, birth_date: dt.date | None) ->
 
 def identity_check_record(*, actor: Actor, person: Person, document_type: str, note: str = "") -> IdentityCheck:
     """Record that ``actor`` checked ``person``'s identity document in person (who, what, when)."""
-    require_staff_can(actor, permissions.StaffAction.REGISTER, person.clinic_id)
+    staff = require_staff_can(actor, permissions.StaffAction.REGISTER, person.clinic_id)
     if document_type not in IdentityCheck.DocumentType.values:
         raise ServiceError("Choose the kind of identity document that was checked.")
     with transaction.atomic():
@@ -160,7 +160,7 @@ def identity_check_record(*, actor: Actor, person: Person, document_type: str, n
             clinic_id=person.clinic_id,
             document_type=document_type,
             note=note.strip()[:200],
-            checked_by=actor.user,
+            checked_by=staff,
         )
         audit_record(
             actor=actor,

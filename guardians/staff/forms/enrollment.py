@@ -55,7 +55,8 @@ class FaceConsentForm(forms.Form):
     confirmed = forms.BooleanField(label=_("The text was read by (or to) the person, and they agreed"))
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if (
             data.get("given_by") == FaceConsent.GivenBy.REPRESENTATIVE
             and not data.get("representative_name", "").strip()

@@ -118,9 +118,9 @@ def _end(lookup: LookupRequest, *, state: str, reason: str, actor: Actor, action
 
 def _still_allowed(lookup: LookupRequest, now: dt.datetime) -> bool:
     """The authorization (or self-lookup right) behind this lookup still holds."""
-    if lookup.authorization_id is None:
+    authorization = lookup.authorization  # no query when there is none
+    if authorization is None:
         return lookup.elder.user_id == lookup.requester_id and lookup.elder.is_elder
-    authorization = lookup.authorization
     authorization.refresh_from_db(fields=["status", "valid_from", "valid_until"])
     return authorization.is_active_at(now) and authorization.guardian.user_id == lookup.requester_id
 

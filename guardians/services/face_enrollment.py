@@ -27,7 +27,7 @@ from .common import (  # noqa: F401
 )
 
 if TYPE_CHECKING:
-    pass
+    import numpy as np
 
 
 def face_samples_from_images(images: Sequence[bytes]) -> list:
@@ -149,7 +149,7 @@ def face_enrollment_withdraw(*, actor: Actor, person: Person, reason: str) -> bo
     return True
 
 
-def face_template_of(person: Person):
+def face_template_of(person: Person) -> np.ndarray | None:
     """Decrypt a person's reference template (numpy vector) or None if not enrolled."""
     from lookups.faces.matching import decode_template_bytes
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db import models
 from django.utils import timezone
 
 from guardians.models import User
@@ -87,8 +88,8 @@ def _audit_step(
     actor: Actor,
     action: str,
     outcome: str,
-    target=None,
-    details: dict | None = None,
+    target: models.Model | None = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Audit one step of ``lookup``: the elder is the subject, their clinic the clinic."""
     audit_record(

@@ -82,7 +82,9 @@ class _Computed:
     total_ms: int = 0
 
 
-def _decide_capture(check: FaceCheck, frames: list, template, threshold: float, started: float) -> _Computed:
+def _decide_capture(
+    check: FaceCheck, frames: list[np.ndarray], template: np.ndarray, threshold: float, started: float
+) -> _Computed:
     """A prompted-liveness capture: one decision by ``faces.check_capture`` (issue 11).
 
     Accepted: a match. ``no_match``: a non-match. Every liveness code (``flat_surface``,

@@ -9,6 +9,7 @@ may do) answers 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -64,7 +65,7 @@ def staff_view(action: str = A.VIEW) -> Callable[[StaffView], StaffView]:
     return decorator
 
 
-def _person_or_404(request: AuthenticatedHttpRequest, public_id: object, action: str = A.VIEW) -> Person:
+def _person_or_404(request: AuthenticatedHttpRequest, public_id: uuid.UUID | str, action: str = A.VIEW) -> Person:
     person = selectors.person_for(request.user, public_id, action)
     if person is None:
         raise Http404
@@ -91,9 +92,7 @@ def _param(request: HttpRequest, name: str) -> str:
     return request.POST.get(name) or request.GET.get(name) or ""
 
 
-def _uuid_or_404(value: str):
-    import uuid
-
+def _uuid_or_404(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError as exc:

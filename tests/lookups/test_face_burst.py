@@ -11,18 +11,10 @@ from lookups import services
 from lookups.audit import Actor
 from lookups.faces.burst import y4m_frames
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
-from tests.conftest import face_bytes, require_faces
-from tests.lookups.helpers import pass_otp, run_pending_check, start_lookup, submit_face
+from tests.helpers import face_bytes, require_faces, run_pending_check, submit_face
 
 pytestmark = pytest.mark.django_db
 State = LookupRequest.State
-
-
-@pytest.fixture
-def at_face_step(guardian_client, authorization, guardian_device, enrolled_guardian, results):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    return lookup
 
 
 def jpeg(array) -> bytes:

@@ -11,8 +11,7 @@ from guardians import services as guardian_services
 from lookups import services
 from lookups.audit import Actor
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
-from tests.conftest import face_bytes
-from tests.lookups.helpers import pass_otp, run_pending_check, start_lookup, submit_face
+from tests.helpers import face_bytes, pass_otp, run_pending_check, start_lookup, submit_face
 
 pytestmark = pytest.mark.django_db
 State = LookupRequest.State

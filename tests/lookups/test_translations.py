@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from lookups import selectors
-from tests.conftest import totp_now
+from tests.helpers import totp_now
 
 PO = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 MO = PO.with_suffix(".mo")
@@ -93,7 +93,7 @@ def zh_auditor_client(clinic, elder, guardian, authorization, settings):
     from lookups import services as lookup_services
     from lookups.audit import Actor
     from tests import factories
-    from tests.audit.conftest import otp_login
+    from tests.helpers import otp_login
 
     settings.KINGUARD_NOTICE_LANGUAGE = "zh-hans"
     actor = Actor(user=guardian.user, label=guardian.user.username, ip="198.51.100.9", user_agent="phone")

@@ -37,7 +37,7 @@ from lookups.faces.detection import detect_single_face
 from lookups.faces.errors import ProbeRejected
 from lookups.faces.images import load_probe_image
 from lookups.faces.matching import DEFAULT_THRESHOLD, MODEL_VERSION, build_template
-from tests.conftest import IN_CI, require_faces
+from tests.helpers import IN_CI, require_faces
 
 pytestmark = pytest.mark.faces
 

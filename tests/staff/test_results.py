@@ -1,13 +1,11 @@
 """Recording results: the form, the all-or-nothing CSV import, and the staff-only sampling photo."""
 
 import datetime as dt
-import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
-from PIL import Image
 
 from guardians import crypto
 from lookups import services as lookup_services
@@ -15,15 +13,14 @@ from lookups.audit import Actor, verify_chain
 from lookups.models import AuditEvent, TestResult
 from lookups.services import results_import
 from tests import factories
+from tests.helpers import image_bytes
 
 pytestmark = pytest.mark.django_db
 HEADER = "ID number,test kind,sampled at,site,lab,result,reported at"
 
 
-def _png(color="white") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), color).save(buffer, format="PNG")
-    return buffer.getvalue()
+def _png(color: str = "white") -> bytes:
+    return image_bytes("PNG", (16, 16), color)
 
 
 def _id(person) -> str:

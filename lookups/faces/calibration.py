@@ -8,7 +8,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ def identity_names(root: str | os.PathLike[str]) -> dict[str, str]:
 
 def nearest_identity_pairs(
     templates: dict[str, np.ndarray],
-    photos: dict[str, Sequence[tuple[str, np.ndarray]]],
+    photos: Mapping[str, Sequence[tuple[str, np.ndarray]]],
     threshold: float,
 ) -> list[dict[str, Any]]:
     """The look-alike impostors: for each identity A with a template, its nearest other

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from lookups.faces.detection import FaceSample
+    from lookups.faces.samples import FaceSample
 
 
 def _dist_version(*names: str) -> str:

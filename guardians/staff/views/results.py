@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from guardians import permissions, selectors
 from guardians.staff import forms
+from guardians.typing import AuthenticatedHttpRequest
 from lookups import services as lookup_services
 from lookups.audit import Actor
 
@@ -25,7 +26,7 @@ from .common import (
 
 
 @staff_view()
-def results(request: HttpRequest) -> HttpResponse:
+def results(request: AuthenticatedHttpRequest) -> HttpResponse:
     query = _query(request)
     return render(
         request,
@@ -40,7 +41,7 @@ def results(request: HttpRequest) -> HttpResponse:
 
 
 @staff_view(A.RECORD_RESULTS)
-def result_new(request: HttpRequest) -> HttpResponse:
+def result_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     elder = selectors.person_for(request.user, _uuid_or_404(_param(request, "elder")), A.RECORD_RESULTS)
     if elder is None or not elder.is_elder:
         raise Http404
@@ -73,7 +74,7 @@ def result_new(request: HttpRequest) -> HttpResponse:
 
 
 @staff_view(A.RECORD_RESULTS)
-def results_import(request: HttpRequest) -> HttpResponse:
+def results_import(request: AuthenticatedHttpRequest) -> HttpResponse:
     """CSV import of a lab export: validated completely, then all rows or none."""
     form = forms.ResultsImportForm(request.POST or None, request.FILES or None, user=request.user)
     context = {
@@ -103,7 +104,7 @@ def results_import(request: HttpRequest) -> HttpResponse:
 
 
 @staff_view(A.VIEW_SAMPLING_PHOTO)
-def result_photo(request: HttpRequest, pk: int) -> HttpResponse:
+def result_photo(request: AuthenticatedHttpRequest, pk: int) -> HttpResponseBase:
     """The sampling photo, staff only: a typed reason first (audited), then streamed privately."""
     result = selectors.result_for(request.user, pk, A.VIEW_SAMPLING_PHOTO)
     if result is None or not result.sampling_photo:

@@ -91,6 +91,9 @@ def _write_new(sender: LabSender, actor: Actor, report: _Report) -> str:
 
     if LabReport.objects.filter(sender=sender, identifier=report.identifier).exists():
         return UNCHANGED
+    clinic = report.clinic
+    if clinic is None:  # not reached: only a withdrawal (entered-in-error) carries no clinic
+        raise DeliveryRefused(422, [Issue("required", "The report names no clinic.", "DiagnosticReport.subject")])
     person = Person.objects.filter(id_number_hash=report.id_hash, clinic__in=list(sender.clinics.all())).first()
     try:
         with transaction.atomic():
@@ -99,7 +102,7 @@ def _write_new(sender: LabSender, actor: Actor, report: _Report) -> str:
                 identifier=report.identifier,
                 status=report.status,
                 outcome=LabReport.Outcome.RECORDED if person else LabReport.Outcome.PENDING,
-                clinic=person.clinic if person else report.clinic,
+                clinic=person.clinic if person else clinic,
                 content_digest=_digest(report),
             )
     except IntegrityError:  # a concurrent redelivery won the race
@@ -123,7 +126,7 @@ def _write_new(sender: LabSender, actor: Actor, report: _Report) -> str:
     else:
         PendingLabResult.objects.create(
             sender=sender,
-            clinic=report.clinic,
+            clinic=clinic,
             report=row,
             id_number_hash=report.id_hash,
             id_number_masked=report.id_masked,
@@ -246,6 +249,17 @@ def _write_change(sender: LabSender, actor: Actor, report: _Report) -> str:
             pending.kinds = ",".join(dict.fromkeys(r.kind for r in report.rows))[:200]
             pending.save(update_fields=["payload_ciphertext", "kinds"])
         else:
+            if elder is None:  # a recorded report whose results are gone (the caller's atomic rolls back)
+                raise DeliveryRefused(
+                    422,
+                    [
+                        Issue(
+                            "business-rule",
+                            "The results of this report are no longer on record; send a new report.",
+                            "DiagnosticReport.identifier",
+                        )
+                    ],
+                )
             for old, new in zip(results, report.rows, strict=False):
                 old.kind, old.sampled_at, old.reported_at, old.result = (
                     new.kind,
@@ -365,7 +379,8 @@ def deliver_report(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> 
 
 def deliver_bundle(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> Delivered:
     """``POST /fhir/``: a transaction (all or nothing) or batch (entry by entry) Bundle."""
-    entries = data.get("entry") if isinstance(data.get("entry"), list) else []
+    raw_entries = data.get("entry")
+    entries: list[Any] = raw_entries if isinstance(raw_entries, list) else []
     kind = data.get("type") if isinstance(data.get("type"), str) else "?"
     try:
         if data.get("resourceType") != "Bundle":
@@ -518,7 +533,7 @@ def pending_attach(*, actor: Actor, person: Person) -> int:
     )
     recorded = 0
     for pending in waiting:
-        payload = json.loads(crypto.decrypt(pending.payload_ciphertext))
+        payload = json.loads(crypto.decrypt(bytes(pending.payload_ciphertext)))
         results = [
             result_save(
                 actor=actor,

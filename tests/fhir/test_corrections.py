@@ -74,6 +74,17 @@ def test_final_redelivery_after_a_correction_changes_nothing(client, lab, elder_
     assert TestResult.objects.get().result == "Positive"
 
 
+def test_correction_of_a_report_whose_results_are_gone_is_refused_not_a_500(client, lab, elder_known):
+    deliver(client, lab)
+    TestResult.objects.all().delete()  # e.g. removed with the person's record
+    response = deliver(client, lab, status="corrected", value="Positive")
+    assert response.status_code == 422, response.content
+    assert "no longer on record" in json.dumps(response.json())
+    row = LabReport.objects.get()
+    assert (row.version, row.status) == (1, "final")
+    assert not LabReportVersion.objects.exists() and not TestResult.objects.exists()
+
+
 def test_entered_in_error_withdraws_the_result(client, lab, elder_known):
     deliver(client, lab)
     response = deliver(client, lab, status="entered-in-error")

@@ -17,6 +17,7 @@ from django.db import transaction
 
 RUN_FACE_CHECK = "lookups.tasks.run_face_check"
 SEND_NOTICE = "lookups.tasks.send_notice"
+RUN_RESULTS_IMPORT = "lookups.tasks.run_results_import"
 
 
 def publish(name: str, *args: object) -> None:

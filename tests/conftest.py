@@ -8,6 +8,7 @@ from tests.helpers import (  # noqa: F401  (re-exported: tests/browser imports t
     IN_CI,
     face_bytes,
     lookup_at_face_step,
+    lookup_granted,
     require_faces,
     totp_now,
 )
@@ -102,3 +103,9 @@ def guardian_client(client, guardian):
 def at_face_step(guardian_client, authorization, guardian_device, enrolled_guardian, results):
     """A lookup of the authorized elder (who has results) past its code step, the guardian enrolled."""
     return lookup_at_face_step(guardian_client, authorization.elder, guardian_device)
+
+
+@pytest.fixture
+def granted(guardian_client, authorization, guardian_device, enrolled_guardian, results):
+    """A granted lookup of the authorized elder (code and face passed)."""
+    return lookup_granted(guardian_client, authorization.elder, guardian_device)

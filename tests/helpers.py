@@ -24,6 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from PIL import Image
 
 from config.middleware import SESSION_OTP_AT
+from guardians import crypto
 from guardians import services as guardian_services
 from lookups import services
 from lookups.audit import Actor
@@ -124,6 +125,20 @@ def lookup_at_face_step(client: Client, elder, device: TOTPDevice) -> LookupRequ
     lookup = start_lookup(client, elder)
     pass_otp(client, lookup, device)
     return lookup
+
+
+def lookup_granted(client: Client, elder, device: TOTPDevice, photo: str = "person_01/04.jpg") -> LookupRequest:
+    """A lookup of ``elder`` through code and face (``photo`` must match the enrolled guardian)."""
+    lookup = lookup_at_face_step(client, elder, device)
+    submit_face(client, lookup, face_bytes(photo))
+    run_pending_check(lookup)
+    assert lookup.state == LookupRequest.State.GRANTED, lookup.state
+    return lookup
+
+
+def stored_id_number(person) -> str:
+    """The person's ID number, decrypted (what staff typed at registration)."""
+    return crypto.decrypt(person.id_number_ciphertext).decode()
 
 
 def submit_face(client: Client, lookup: LookupRequest, image: bytes, name: str = "me.jpg"):

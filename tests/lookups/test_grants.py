@@ -17,16 +17,6 @@ pytestmark = pytest.mark.django_db
 State = LookupRequest.State
 
 
-@pytest.fixture
-def granted(guardian_client, authorization, guardian_device, enrolled_guardian, results):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    submit_face(guardian_client, lookup, face_bytes("person_01/04.jpg"))
-    run_pending_check(lookup)
-    assert lookup.state == State.GRANTED
-    return lookup
-
-
 def test_revocation_after_match_hides_results(guardian_client, granted, authorization, manager, results):
     url = reverse("lookups:results", args=[granted.pk])
     assert results[0].lab in guardian_client.get(url).content.decode()

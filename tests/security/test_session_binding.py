@@ -10,22 +10,12 @@ from django.urls import reverse
 
 from lookups.models import LookupRequest
 from lookups.session_binding import binding_for_key
-from tests.helpers import face_bytes, pass_otp, run_pending_check, start_lookup, submit_face
+from tests.helpers import face_bytes, pass_otp, start_lookup, submit_face
 
 pytestmark = pytest.mark.django_db
 State = LookupRequest.State
 
 PASSWORD = "correct horse battery staple 42"
-
-
-@pytest.fixture
-def granted(guardian_client, authorization, guardian_device, enrolled_guardian, results):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    submit_face(guardian_client, lookup, face_bytes("person_01/04.jpg"))
-    run_pending_check(lookup)
-    assert lookup.state == State.GRANTED
-    return lookup
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 
 from django.db.models import QuerySet
+
+from guardians.models import Person
 
 from .models import LabReport, PendingLabResult
 
@@ -33,3 +36,28 @@ def pending_for_clinics(clinic_ids: Iterable[int]) -> QuerySet[PendingLabResult]
         .defer("payload_ciphertext")
         .order_by("-received_at")
     )
+
+
+def viewers_of(elder: Person, result_ids: Iterable[int], since: dt.datetime) -> list[str]:
+    """Names of the people other than the elder who were shown any of these results.
+
+    Read from the ``results.viewed`` events (each lists the result ids it showed and whether it
+    was the elder's own lookup), from ``since`` (when the results were recorded) on.
+    """
+    from lookups.models import AuditEvent, LookupRequest
+
+    wanted = set(result_ids)
+    if not wanted:
+        return []
+    events = AuditEvent.objects.filter(
+        action="results.viewed", subject=elder, created_at__gte=since, target_type="lookups.LookupRequest"
+    ).values_list("target_id", "details")
+    lookup_ids = [
+        target
+        for target, details in events
+        if isinstance(details, dict) and not details.get("self") and wanted & set(details.get("results") or [])
+    ]
+    if not lookup_ids:
+        return []
+    names = LookupRequest.objects.filter(pk__in=lookup_ids).exclude(requester_person=elder)
+    return sorted(set(names.values_list("requester_person__full_name", flat=True)))

@@ -185,6 +185,36 @@ def family(transactional_db, live_server):
     return family
 
 
+@pytest.fixture
+def liveness_on(settings):
+    """Prompted liveness as production runs it, with the challenge fixed to what the genuine
+    clip performs (``KINGUARD_FACE_CHALLENGE_FIXED``: tests only; production settings refuse
+    it). The live server runs in this process, so ``settings`` reaches it; the worker decides
+    with the challenge stored on the check and needs no setting."""
+    from tests.browser.clips import GENUINE_DOES
+
+    settings.KINGUARD_FACE_LIVENESS = True
+    settings.KINGUARD_FACE_CHALLENGE_FIXED = GENUINE_DOES
+    return settings
+
+
+def enroll_guardian_from_live_clip(family, clip: str, numbers) -> None:
+    """Replace the guardian's face template by one built from frames of a live clip."""
+    from tests.browser.clips import enrollment_images
+
+    factories.enroll_face(family.staff, family.guardian, enrollment_images(clip, numbers))
+
+
+@pytest.fixture
+def live_family(family, liveness_on):
+    """``family`` with liveness on and the guardian enrolled from the genuine clip's person
+    (frames outside the camera loop): the camera clip is the genuine side."""
+    from tests.browser.clips import GENUINE_ENROLL
+
+    enroll_guardian_from_live_clip(family, *GENUINE_ENROLL)
+    return family
+
+
 def log_in(page, username: str, password: str = PASSWORD) -> None:
     page.goto("/accounts/login/")
     page.locator("#id_username").fill(username)

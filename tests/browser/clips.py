@@ -71,9 +71,15 @@ GENUINE_DOES = "blink"
 GENUINE_DOES_NOT = "turn_left"
 
 
+#: clip_13 is a 480x854 portrait video. The page asks for 640x480 and Chromium crop-and-scales
+#: a portrait file to that, cutting a band through the face; so the clip is framed 4:3 here:
+#: a 480 px square around the face (box rows 260-528 of 854), pillarboxed to 640x480, unscaled.
+GENUINE_FRAMING = "crop=480:480:0:160,pad=640:480:80:0"
+
+
 def genuine_camera() -> str:
     """Absolute path of the genuine fake-camera clip (built on first use), for ``new_page``."""
-    return str(live_clip_y4m(*GENUINE_LOOP))
+    return str(live_clip_y4m(*GENUINE_LOOP, framing=GENUINE_FRAMING))
 
 
 def enrollment_images(clip: str, numbers: Sequence[int]) -> list[bytes]:
@@ -82,11 +88,12 @@ def enrollment_images(clip: str, numbers: Sequence[int]) -> list[bytes]:
     return [frames[n - 1].read_bytes() for n in numbers]
 
 
-def live_clip_y4m(clip: str, sequence: Sequence[int] | None = None, *, width: int = 640) -> Path:
+def live_clip_y4m(clip: str, sequence: Sequence[int] | None = None, *, width: int = 640, framing: str = "") -> Path:
     """Absolute path of a y4m of ``clip``'s frames in ``sequence`` order (1-based; all by default).
 
-    Scaled to ``width`` px wide (even height), yuv420p, 10 fps: what ``camera.js`` would get
-    from a 640 px webcam.
+    ``framing`` (ffmpeg filters, e.g. ``crop=...,pad=...``) is applied first; then scaled to
+    ``width`` px wide (even height), yuv420p, 10 fps: what ``camera.js`` would get from a 640 px
+    webcam.
     """
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
@@ -95,7 +102,7 @@ def live_clip_y4m(clip: str, sequence: Sequence[int] | None = None, *, width: in
     order = list(sequence) if sequence is not None else list(range(1, len(available) + 1))
     if not order or min(order) < 1 or max(order) > len(available):
         raise ValueError(f"{clip} has {len(available)} frames; asked for {order[:3]}…")
-    spec = f"{available[0].parent.resolve()}|{','.join(map(str, order))}|{width}|{FPS}"
+    spec = f"{available[0].parent.resolve()}|{','.join(map(str, order))}|{width}|{FPS}|{framing}"
     key = hashlib.sha256(spec.encode()).hexdigest()[:12]
     target = cache_dir() / f"{clip}-{len(order)}f-{width}-{key}.y4m"
     if target.is_file() and target.stat().st_size > 0:
@@ -115,7 +122,7 @@ def live_clip_y4m(clip: str, sequence: Sequence[int] | None = None, *, width: in
             "-i",
             str(Path(staging) / "%04d.jpg"),
             "-vf",
-            f"scale={width}:-2",
+            ",".join([*filter(None, [framing]), f"scale={width}:-2"]),
             "-pix_fmt",
             "yuv420p",
             "-f",

@@ -4,14 +4,7 @@ import pytest
 from guardians import services as guardian_services
 from lookups.audit import Actor
 from tests import factories
-from tests.helpers import (  # noqa: F401  (re-exported: tests/browser imports them from here)
-    IN_CI,
-    face_bytes,
-    lookup_at_face_step,
-    lookup_granted,
-    require_faces,
-    totp_now,
-)
+from tests.helpers import face_bytes, lookup_at_face_step, lookup_granted
 
 AUDIT_TRUNCATE_GUARDS = ("lookups.AuditEvent:audit_event_no_truncate", "lookups.AuditChainHead:audit_head_no_truncate")
 

@@ -155,6 +155,25 @@ def face_template_of(person: Person):
     return decode_template_bytes(crypto.decrypt(enrollment.template_ciphertext))
 
 
+def face_cohort_of(person: Person):
+    """The other enrolled templates (N x 128 numpy array, or None when there are none): the
+    cohort of the match rule (``lookups.faces.matching.decide``). A look-alike who is enrolled
+    herself (a sister, a relative holding the phone) is nearer to her own template and is
+    refused. Only templates of the current MODEL_VERSION count; the result is used only to
+    refuse, never stored, logged or audited, and never says whose template was nearer."""
+    import numpy as np
+
+    from lookups.faces.matching import MODEL_VERSION, decode_template_bytes
+
+    rows = (
+        FaceEnrollment.objects.filter(model_version=MODEL_VERSION)
+        .exclude(person=person)
+        .values_list("template_ciphertext", flat=True)
+    )
+    templates = [decode_template_bytes(crypto.decrypt(bytes(ct))) for ct in rows.iterator()]
+    return np.stack(templates) if templates else None
+
+
 def face_consent_record(
     *, actor: Actor, person: Person, consent_text: str, given_by: str, representative_name: str = ""
 ) -> FaceConsent:

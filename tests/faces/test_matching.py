@@ -1,0 +1,63 @@
+"""The match rule (lookups.faces.matching): threshold and cohort margin, on synthetic vectors."""
+
+import numpy as np
+import pytest
+
+from lookups.faces.matching import COHORT_MARGIN, DEFAULT_THRESHOLD, cohort_distance, compare_embedding, decide
+
+
+def _unit(i: int, scale: float = 1.0) -> np.ndarray:
+    v = np.zeros(128)
+    v[i] = scale
+    return v
+
+
+TEMPLATE = np.zeros(128)
+
+
+def test_within_threshold_and_no_cohort_matches():
+    verdict = compare_embedding(TEMPLATE, _unit(0, 0.40), threshold=0.42)
+    assert verdict.matched and verdict.cohort_distance is None
+    assert verdict.distance == pytest.approx(0.40)
+
+
+def test_beyond_threshold_never_matches_even_with_a_far_cohort():
+    cohort = np.stack([_unit(1, 5.0)])
+    assert not compare_embedding(TEMPLATE, _unit(0, 0.43), threshold=0.42, cohort=cohort).matched
+
+
+def test_probe_nearer_to_another_enrolled_template_is_refused():
+    """The enrolled sister: inside the threshold of the claimed template, nearer to her own."""
+    probe = _unit(0, 0.40)
+    sister = _unit(0, 0.70)  # 0.30 from the probe
+    verdict = compare_embedding(TEMPLATE, probe, threshold=0.42, cohort=np.stack([sister]))
+    assert not verdict.matched
+    assert verdict.cohort_distance == pytest.approx(0.30)
+
+
+def test_the_margin_is_required_not_just_nearer():
+    probe = _unit(0, 0.30)
+    # other template just farther than the claimed one, but by less than the margin
+    other = _unit(0, 0.30 + 0.30 + COHORT_MARGIN / 2)
+    assert not compare_embedding(TEMPLATE, probe, threshold=0.42, cohort=np.stack([other])).matched
+    farther = _unit(0, 0.30 + 0.30 + COHORT_MARGIN * 2)
+    assert compare_embedding(TEMPLATE, probe, threshold=0.42, cohort=np.stack([farther])).matched
+
+
+def test_decide_is_the_rule():
+    assert decide(0.40, 0.42, None)
+    assert not decide(0.43, 0.42, None)
+    assert decide(0.30, 0.42, 0.30 + COHORT_MARGIN)
+    assert not decide(0.30, 0.42, 0.30 + COHORT_MARGIN - 1e-6)
+
+
+@pytest.mark.parametrize("cohort", [np.zeros((2, 64)), np.full((1, 128), np.nan), np.zeros(128)])
+def test_bad_cohorts_are_refused(cohort):
+    with pytest.raises(ValueError):
+        compare_embedding(TEMPLATE, _unit(0, 0.1), cohort=cohort)
+
+
+def test_empty_cohort_is_no_cohort():
+    assert cohort_distance(np.zeros((0, 128)), _unit(0)) is None
+    assert compare_embedding(TEMPLATE, _unit(0, 0.1), cohort=[]).matched
+    assert compare_embedding(TEMPLATE, _unit(0, 0.1)).threshold == DEFAULT_THRESHOLD

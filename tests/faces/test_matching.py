@@ -61,3 +61,21 @@ def test_empty_cohort_is_no_cohort():
     assert cohort_distance(np.zeros((0, 128)), _unit(0)) is None
     assert compare_embedding(TEMPLATE, _unit(0, 0.1), cohort=[]).matched
     assert compare_embedding(TEMPLATE, _unit(0, 0.1)).threshold == DEFAULT_THRESHOLD
+
+
+def test_nearest_pairs_count_the_threshold_alone_and_the_shipped_rule():
+    from lookups.faces.calibration import nearest_identity_pairs, pairs_fmr
+
+    templates = {"a": np.zeros(128), "b": _unit(0, 0.5), "c": _unit(1, 3.0)}
+    photos = {
+        # b's photos: 0.40 from a (inside 0.42) but 0.10 from b's own template
+        "b": [("b/1.jpg", _unit(0, 0.40)), ("b/2.jpg", _unit(0, 0.6))],
+        "a": [("a/1.jpg", _unit(0, 0.05))],
+        "c": [("c/1.jpg", _unit(1, 3.0))],
+    }
+    pairs = {p["identity"]: p for p in nearest_identity_pairs(templates, photos, 0.42)}
+    assert pairs["a"]["nearest"] == "b"
+    assert pairs["a"]["false_matches"] == 1  # the threshold alone lets b/1 in
+    assert pairs["a"]["false_matches_cohort"] == 0  # b is enrolled: refused
+    summary = pairs_fmr(list(pairs.values()))
+    assert summary["false_matches"] >= 1 and summary["false_matches_cohort"] == 0

@@ -301,6 +301,8 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # with an "error" verdict; the hard limit kills the worker child and closes it the same way.
 KINGUARD_FACE_SOFT_TIME_LIMIT = env.int("KINGUARD_FACE_SOFT_TIME_LIMIT", 30)
 KINGUARD_FACE_HARD_TIME_LIMIT = env.int("KINGUARD_FACE_HARD_TIME_LIMIT", 45)
+# A confirmed results import (up to 5,000 rows, one transaction) runs in a worker within this.
+KINGUARD_RESULTS_IMPORT_SOFT_TIME_LIMIT = env.int("KINGUARD_RESULTS_IMPORT_SOFT_TIME_LIMIT", 300)
 # A check whose worker died this many times is closed as an error (a poison probe).
 KINGUARD_FACE_CHECK_MAX_DELIVERIES = env.int("KINGUARD_FACE_CHECK_MAX_DELIVERIES", 3)
 CELERY_BEAT_SCHEDULE = {

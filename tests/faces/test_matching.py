@@ -79,3 +79,31 @@ def test_nearest_pairs_count_the_threshold_alone_and_the_shipped_rule():
     assert pairs["a"]["false_matches_cohort"] == 0  # b is enrolled: refused
     summary = pairs_fmr(list(pairs.values()))
     assert summary["false_matches"] >= 1 and summary["false_matches_cohort"] == 0
+
+
+def _live(clip: str, idx) -> list[np.ndarray]:
+    from lookups.faces.calibration import default_faces_dir
+    from lookups.faces.images import load_probe_image
+
+    files = sorted((default_faces_dir() / "live" / clip).glob("*.jpg"))
+    if not files:
+        pytest.skip("live clips not found (set KINGUARD_FACES_DIR)")
+    return [load_probe_image(files[i].read_bytes()) for i in idx]
+
+
+@pytest.mark.faces
+def test_the_capture_decision_applies_the_cohort_rule():
+    """One decision per capture (mean of the chosen frames), with the cohort: a nearer other
+    enrolled template refuses a genuine capture as ``no_match``; a far one does not."""
+    from lookups import faces
+
+    template = faces.build_template_from_images(_live("clip_06", (0, 10, 20, 30, 40)))
+    other = faces.build_template_from_images(_live("clip_13", (0, 10, 20)))
+    frames = _live("clip_06", range(47, 82))
+    kwargs = {"challenge": ("blink",), "template": template, "threshold": DEFAULT_THRESHOLD}
+    accepted = faces.check_capture(frames, cohort=np.stack([other]), **kwargs)
+    assert accepted.accepted, accepted
+    # the same person enrolled twice is the closest possible "other" template: refused
+    refused = faces.check_capture(frames, cohort=np.stack([other, template]), **kwargs)
+    assert not refused.accepted and refused.code == "no_match"
+    assert refused.distance == pytest.approx(accepted.distance)

@@ -133,6 +133,9 @@ class Command(BaseCommand):
             help="e.g. person_01-25,person_36-40 (default: all sub-folders)",
         )
         parser.add_argument("--max-fmr", type=float, default=0.001, help="target FMR (default 0.001)")
+        parser.add_argument(
+            "--list-fta", action="store_true", help="name every refused image (default: only when <= 20)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         root: Path = options["dir"]
@@ -160,5 +163,5 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        for line in format_report(result):
+        for line in format_report(result, verbose_fta=options["list_fta"]):
             self.stdout.write(line)

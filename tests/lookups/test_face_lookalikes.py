@@ -42,3 +42,30 @@ def test_enrolled_sister_is_refused_although_within_the_threshold(guardian_clien
 def test_the_guardian_still_matches_with_her_sister_enrolled(guardian_client, venus_at_face_step, serena_enrolled):
     submit_face(guardian_client, venus_at_face_step, face_bytes("person_13/04.jpg"))
     assert run_pending_check(venus_at_face_step).outcome == FaceCheck.Outcome.MATCH
+
+
+def test_a_live_capture_is_decided_with_the_cohort_too(
+    guardian_client, guardian, staff, elder, authorization, guardian_device, results, monkeypatch, settings
+):
+    """The prompted capture (the mean of its chosen frames) goes through the same rule: with
+    the clip's person also enrolled under another record from the same frames (the closest
+    possible other template),
+    the capture is refused as a non-match although it is within the threshold."""
+    from lookups import faces
+    from lookups.faces.images import load_probe_image
+    from lookups.services import face_checks
+    from tests.lookups.test_liveness_wiring import live_frames, page_nonce, post_capture
+
+    settings.KINGUARD_FACE_LIVENESS = True
+    settings.KINGUARD_FACE_CHALLENGE_FIXED = "blink"
+    template = faces.build_template_from_images([load_probe_image(d) for d in live_frames("clip_06", 0, 5)])
+    monkeypatch.setattr(face_checks, "face_template_of", lambda person: template)
+    # the same enrollment frames under another record: the nearest possible other template
+    factories.enroll_face(staff, elder, live_frames("clip_06", 0, 5))
+    lookup = start_lookup(guardian_client, authorization.elder)
+    pass_otp(guardian_client, lookup, guardian_device)
+    nonce = page_nonce(guardian_client, lookup)
+    assert post_capture(guardian_client, lookup, live_frames("clip_06", 47), nonce).status_code == 200
+    check = run_pending_check(lookup)
+    assert check.outcome == FaceCheck.Outcome.NO_MATCH, (check.reason_code, check.distance)
+    assert check.distance is not None and check.distance <= check.threshold

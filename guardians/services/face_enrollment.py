@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ from .common import (  # noqa: F401
 
 if TYPE_CHECKING:
     pass
+
+logger = logging.getLogger(__name__)
 
 
 def face_samples_from_images(images: Sequence[bytes]) -> list:
@@ -168,9 +171,15 @@ def face_cohort_of(person: Person):
     rows = (
         FaceEnrollment.objects.filter(model_version=MODEL_VERSION)
         .exclude(person=person)
-        .values_list("template_ciphertext", flat=True)
+        .values_list("pk", "template_ciphertext")
     )
-    templates = [decode_template_bytes(crypto.decrypt(bytes(ct))) for ct in rows.iterator()]
+    templates = []
+    for pk, ciphertext in rows.iterator():
+        try:
+            templates.append(decode_template_bytes(crypto.decrypt(bytes(ciphertext))))
+        except (crypto.DecryptionError, ValueError):
+            # one unreadable row must not stop every face check; it only weakens the cohort
+            logger.warning("face enrollment %s is unreadable; left out of the match cohort", pk)
     return np.stack(templates) if templates else None
 
 

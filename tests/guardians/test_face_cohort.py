@@ -34,3 +34,13 @@ def test_templates_of_another_model_version_are_not_in_the_cohort(staff, guardia
     _enroll(staff, elder, 0.2)
     FaceEnrollment.objects.filter(person=elder).update(model_version="other-model")
     assert services.face_cohort_of(guardian) is None
+
+
+def test_an_unreadable_template_is_left_out_not_fatal(staff, guardian, elder, clinic):
+    third = factories.make_person(staff, clinic, "Third Person")
+    _enroll(staff, guardian, 0.1)
+    _enroll(staff, elder, 0.2)
+    _enroll(staff, third, 0.3)
+    FaceEnrollment.objects.filter(person=elder).update(template_ciphertext=b"not a fernet token")
+    cohort = services.face_cohort_of(guardian)
+    assert cohort.shape == (1, 128) and np.allclose(cohort[0], 0.3)

@@ -296,11 +296,11 @@ def _results_import_write(
                     recorded_by=actor.user,
                 )
                 for row in rows
-            ],
-            batch_size=2000,
+            ],  # one INSERT on PostgreSQL (Django splits it only where the driver limits parameters)
         )
         # The same events result_record writes, one per row, then the summary: appended last,
-        # in one batch, so the global chain head is locked only for the audit insert + commit.
+        # in one batch, prepared before the global chain head is locked, so the lock covers only
+        # the hashing, one COPY of the events and the commit (lookups.audit.audit_record_many).
         entries = [
             AuditEntry(
                 action="result.recorded",

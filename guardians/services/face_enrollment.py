@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ from .common import (  # noqa: F401
 
 if TYPE_CHECKING:
     import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def face_samples_from_images(images: Sequence[bytes]) -> list:
@@ -157,6 +160,31 @@ def face_template_of(person: Person) -> np.ndarray | None:
     if enrollment is None:
         return None
     return decode_template_bytes(crypto.decrypt(bytes(enrollment.template_ciphertext)))
+
+
+def face_cohort_of(person: Person) -> np.ndarray | None:
+    """The other enrolled templates (N x 128 numpy array, or None when there are none): the
+    cohort of the match rule (``lookups.faces.matching.decide``). A look-alike who is enrolled
+    herself (a sister, a relative holding the phone) is nearer to her own template and is
+    refused. Only templates of the current MODEL_VERSION count; the result is used only to
+    refuse, never stored, logged or audited, and never says whose template was nearer."""
+    import numpy as np
+
+    from lookups.faces.matching import MODEL_VERSION, decode_template_bytes
+
+    rows = (
+        FaceEnrollment.objects.filter(model_version=MODEL_VERSION)
+        .exclude(person=person)
+        .values_list("pk", "template_ciphertext")
+    )
+    templates = []
+    for pk, ciphertext in rows.iterator():
+        try:
+            templates.append(decode_template_bytes(crypto.decrypt(bytes(ciphertext))))
+        except (crypto.DecryptionError, ValueError):
+            # one unreadable row must not stop every face check; it only weakens the cohort
+            logger.warning("face enrollment %s is unreadable; left out of the match cohort", pk)
+    return np.stack(templates) if templates else None
 
 
 def face_consent_record(

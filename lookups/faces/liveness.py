@@ -33,7 +33,7 @@ import numpy as np
 from lookups.faces.detection import FaceSample, _eye_metrics, _landmark_array, detect_single_face
 from lookups.faces.errors import ProbeRejected
 from lookups.faces.images import MIN_FACE_HEIGHT_PX, MIN_SHARPNESS
-from lookups.faces.matching import MODEL_VERSION, build_template, face_distance
+from lookups.faces.matching import MODEL_VERSION, build_template, compare_embedding, face_distance
 from lookups.faces.tracking import TrackBreak, embed_face, track_faces
 
 ACTIONS: tuple[str, ...] = ("blink", "open_mouth", "turn_left", "turn_right")
@@ -287,6 +287,7 @@ def check_capture(
     challenge: Sequence[str],
     template: np.ndarray | None,
     threshold: float,
+    cohort: np.ndarray | None = None,
 ) -> CaptureDecision:
     """Decide one capture (see module docstring). Never raises for bad frames: refusals come
     back as ``CaptureDecision(accepted=False, code=...)``.
@@ -307,7 +308,9 @@ def check_capture(
     def embed(i: int) -> np.ndarray:
         return embed_face(frames[i], tracked.samples[i].box)
 
-    return decide_samples(tracked.samples, challenge=challenge, template=template, threshold=threshold, embed=embed)
+    return decide_samples(
+        tracked.samples, challenge=challenge, template=template, threshold=threshold, embed=embed, cohort=cohort
+    )
 
 
 def decide_samples(
@@ -317,6 +320,7 @@ def decide_samples(
     template: np.ndarray | None,
     threshold: float,
     embed: Callable[[int], np.ndarray] | None = None,
+    cohort: np.ndarray | None = None,
 ) -> CaptureDecision:
     """The decision part of :func:`check_capture` on already located frames (one face each,
     with landmarks). ``embed(i)`` returns frame i's embedding (default: ``samples[i].embedding``,
@@ -364,8 +368,11 @@ def decide_samples(
         return refuse("identity_changed", len(picked))
     if template is None:
         return CaptureDecision(True, None, None, len(picked), threshold, MODEL_VERSION)
-    distance = face_distance(template, mean)
-    if distance > threshold:
+    # One match decision per capture: the mean embedding of the chosen frames, with the cohort
+    # rule of lookups.faces.matching.decide (``cohort``: the other enrolled templates).
+    verdict = compare_embedding(template, mean, threshold=threshold, cohort=cohort)
+    distance = verdict.distance
+    if not verdict.matched:
         return refuse("no_match", len(picked), distance)
     return CaptureDecision(True, None, distance, len(picked), threshold, MODEL_VERSION)
 

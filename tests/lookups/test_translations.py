@@ -226,3 +226,16 @@ def test_every_refusal_and_reason_sentence_has_a_chinese_translation():
     assert [msgid for msgid in msgids if not entries.get((None, msgid))] == []
     with translation.override("zh-hans"):
         assert messages.refusal_message("wrong_code") == entries[(None, msgids[7])]
+
+
+def test_every_liveness_refusal_code_has_its_own_retake_sentence():
+    """Each prompted-liveness refusal tells the user what to retake, not the generic sentence."""
+    from lookups import messages
+    from lookups.faces.liveness import CAPTURE_CODES
+
+    missing = [code for code in CAPTURE_CODES if code != "no_match" and code not in messages.FACE_REASON_MESSAGES]
+    assert missing == []
+    with translation.override("zh-hans"):
+        assert (
+            messages.face_reason_message("challenge_not_done") == "未看到提示您做的动作。请按照屏幕上的提示重新拍摄。"
+        )

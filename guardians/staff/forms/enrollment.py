@@ -82,10 +82,10 @@ class MultipleImageField(forms.FileField):
 
 
 class FaceEnrollForm(forms.Form):
-    """1 to 5 photos (3 recommended); each goes through the pipeline's quality gate."""
+    """1 to 5 photos (5 recommended: the match was calibrated on 5-photo templates); each goes through the pipeline's quality gate."""
 
     photos = MultipleImageField(
-        label=_("Photos of the face (1 to 5; 3 recommended)"),
+        label=_("Photos of the face (1 to 5; 5 recommended)"),
         help_text=_("Take them with the camera above, or choose files. Photos are not kept."),
     )
 

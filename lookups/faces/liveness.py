@@ -312,13 +312,16 @@ def _action_end(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray,
     for i in range(start, n):
         held = held + 1 if off[i] > TURN_DELTA else 0
         if held >= TURN_HOLD:
-            # the rise: back from the first held frame to the last frame near the start pose
-            first = j = i - TURN_HOLD + 1
+            # the rise of this excursion: from the last frame near the start pose to the first
+            # frame past TURN_DELTA (a one-frame step, a cut to another photo, is not a turn)
+            k = i
+            while k > 0 and off[k - 1] > TURN_DELTA:
+                k -= 1
+            j = k
             while j > 0 and off[j] > TURN_DELTA / 2:
                 j -= 1
-            if first - j >= TURN_MIN_RISE_FRAMES:
+            if k - j >= TURN_MIN_RISE_FRAMES:
                 return i
-            held = 0  # a one-frame step (a cut to another photo) is not a turn
     return None
 
 

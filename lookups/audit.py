@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -150,15 +151,16 @@ class AuditEntry:
 #: rows per INSERT statement where COPY is not available (SQLite)
 AUDIT_BULK_BATCH = 4000
 # Placeholders for the two hashed fields only known under the head lock. Each row's canonical
-# bytes are rendered with them *before* the lock; under it they are replaced by the real values.
+# bytes are rendered with them *before* the lock and cut into three pieces around them; under
+# the lock the real time and sequence are put between the pieces.
 _SEQUENCE_MARK = -987_654_321_987_654_321
 _TIME_MARK = "kg-created-at-placeholder"
 _SEQUENCE_BYTES = b'"sequence":%d' % _SEQUENCE_MARK
 _TIME_BYTES = b'"created_at":"%s"' % _TIME_MARK.encode()
-_COPY_COLUMNS = (
+# COPY columns: those known before the lock first, so each row's line is one prepared prefix
+# plus the four values filled in under the lock (created_at, sequence, prev_hash, hash).
+_COPY_PREPARED = (
     "id",
-    "sequence",
-    "created_at",
     "actor_id",
     "actor_label",
     "clinic_id",
@@ -170,32 +172,68 @@ _COPY_COLUMNS = (
     "ip",
     "user_agent",
     "details",
-    "prev_hash",
-    "hash",
 )
+_COPY_COLUMNS = (*_COPY_PREPARED, "created_at", "sequence", "prev_hash", "hash")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _template(row: AuditEvent) -> bytes | None:
-    """The row's canonical bytes with the sequence and time placeholders, or None when a
-    placeholder does not occur exactly once (then the row is rendered in full under the lock)."""
+def _pieces(row: AuditEvent) -> tuple[bytes, bytes, bytes] | None:
+    """The row's canonical bytes before the time, between time and sequence, after the
+    sequence; None when a placeholder does not occur exactly once where expected (then the
+    row is rendered in full under the lock)."""
     content = hashed_content(row) | {"sequence": _SEQUENCE_MARK, "created_at": _TIME_MARK}
     rendered = canonical_content(content)
     if rendered.count(_SEQUENCE_BYTES) != 1 or rendered.count(_TIME_BYTES) != 1:
         return None
-    return rendered
+    at_time, at_sequence = rendered.index(_TIME_BYTES), rendered.index(_SEQUENCE_BYTES)
+    if at_time > at_sequence:  # keys are sorted: created_at always precedes sequence
+        return None
+    return (
+        rendered[:at_time],
+        rendered[at_time + len(_TIME_BYTES) : at_sequence],
+        rendered[at_sequence + len(_SEQUENCE_BYTES) :],
+    )
+
+
+def _copy_text(value: Any) -> str:
+    """One value in COPY's text format (NULL as \\N; backslash, tab and newlines escaped)."""
+    return "\\N" if value is None else str(value).translate(_COPY_ESCAPES)
+
+
+def _copy_prefix(row: AuditEvent) -> bytes:
+    values = (
+        row.pk,
+        row.actor_id,
+        row.actor_label,
+        row.clinic_id,
+        row.action,
+        row.outcome,
+        row.subject_id,
+        row.target_type,
+        row.target_id,
+        row.ip,
+        row.user_agent,
+        json.dumps(row.details),
+    )
+    return ("\t".join(_copy_text(v) for v in values) + "\t").encode()
 
 
 def audit_record_many(actor: Actor, events: Iterable[AuditEntry]) -> list[AuditEvent]:
     """Append many events in order, all or none: one head lock, one bulk insert.
 
-    Every action is checked against the closed vocabulary and every row is built and
-    rendered (details serialised, targets resolved, canonical bytes with placeholders for
-    sequence and time) *before* the head is locked. Under the lock only the time, the
-    sequence numbers and the hashes are filled in, in order, the rows are written with one
-    bulk insert (``COPY`` on PostgreSQL, ``bulk_create`` elsewhere) and the head moves once.
-    The hashes are exactly those :func:`audit_record` would compute. The lock is held until
-    the caller's transaction ends, so call this *last* in that transaction, after the bulk
-    work it describes. An empty batch writes nothing and takes no lock.
+    Everything that does not depend on the chain head happens *before* the head is locked:
+    every action is checked against the closed vocabulary, every row is built and rendered
+    (details serialised, targets resolved, canonical bytes cut around the sequence and the
+    time), and on PostgreSQL the primary keys are drawn, each row's COPY line is prepared
+    and the caller's pending deferred constraints are checked (so COMMIT has none left to
+    check while the lock is held), and the whole chain is computed against the head as last
+    committed. Under the lock, if the head has not moved, that COPY data is sent as it is;
+    otherwise (and always elsewhere) the time, the sequence numbers and the hashes are filled
+    in against the locked head, in order. The rows go in with one bulk insert (one ``COPY``
+    on PostgreSQL, ``bulk_create`` elsewhere) and the head moves once. The hashes
+    are exactly those :func:`audit_record` would compute. The lock is held until the
+    caller's transaction ends, so call this *last* in that transaction, after the bulk work
+    it describes. An empty batch writes nothing and takes no lock.
     """
     rows = [
         AuditEvent(
@@ -216,44 +254,102 @@ def audit_record_many(actor: Actor, events: Iterable[AuditEntry]) -> list[AuditE
     ]
     if not rows:
         return []
-    templates = [_template(row) for row in rows]
-    _reserve_ids(rows)
+    pieces = [_pieces(row) for row in rows]
     with transaction.atomic():
+        connection = transaction.get_connection()
+        copy_lines: list[bytes] | None = None
+        if connection.vendor == "postgresql":
+            _reserve_ids(rows)
+            copy_lines = [_copy_prefix(row) for row in rows]
+            connection.check_constraints()  # SET CONSTRAINTS ALL IMMEDIATE, then DEFERRED again
+        # On PostgreSQL the whole chain is computed against the head as last committed, still
+        # outside the lock; under it, if the head has not moved since, the COPY data is sent as
+        # is. Otherwise (someone appended meanwhile) it is recomputed against the locked head.
+        guess = _unlocked_head() if copy_lines is not None else None
+        ready = None
+        if guess is not None:
+            ready = _chain(rows, pieces, *guess, timezone.now(), copy_lines=copy_lines)
         head = _lock_head()
-        sequence, prev_hash = head.last_sequence, head.last_hash
-        now = timezone.now()  # under the lock, so created_at never goes back along the chain
-        time_bytes = b'"created_at":' + json.dumps(now.astimezone(dt.UTC).isoformat(timespec="microseconds")).encode()
-        for row, template in zip(rows, templates, strict=True):
-            sequence += 1
-            row.sequence, row.created_at, row.prev_hash = sequence, now, prev_hash
-            if template is None:
-                row.hash = compute_hash(prev_hash, row)
-            else:
-                content = template.replace(_SEQUENCE_BYTES, b'"sequence":%d' % sequence).replace(
-                    _TIME_BYTES, time_bytes
+        if ready is not None and (head.last_sequence, head.last_hash) == guess:
+            sequence, last_hash, chunks = ready
+            with _copy() as write:
+                write(b"".join(chunks))
+        elif copy_lines is None:
+            now = timezone.now()  # under the lock, so created_at never goes back along the chain
+            sequence, last_hash, _ = _chain(rows, pieces, head.last_sequence, head.last_hash, now)
+            AuditEvent.objects.bulk_create(rows, batch_size=AUDIT_BULK_BATCH)
+        else:
+            with _copy() as write:  # the server inserts each chunk while the next is hashed
+                sequence, last_hash, _ = _chain(
+                    rows, pieces, head.last_sequence, head.last_hash, timezone.now(), copy_lines=copy_lines, write=write
                 )
-                row.hash = hashlib.sha256(prev_hash.encode() + b"\n" + content).hexdigest()
-            prev_hash = row.hash
-        _insert(rows)
         for row in rows:
-            row._state.adding, row._state.db = False, connection_alias()
-        AuditChainHead.objects.filter(pk=1).update(last_sequence=sequence, last_hash=prev_hash)
+            row._state.adding, row._state.db = False, connection.alias
+        AuditChainHead.objects.filter(pk=1).update(last_sequence=sequence, last_hash=last_hash)
     return rows
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: rows per COPY chunk sent while the following rows are hashed
+_COPY_CHUNK = 500
 
 
-def connection_alias() -> str:
-    return transaction.get_connection().alias
+def _chain(
+    rows: list[AuditEvent],
+    pieces: list[tuple[bytes, bytes, bytes] | None],
+    last_sequence: int,
+    last_hash: str,
+    now: dt.datetime,
+    *,
+    copy_lines: list[bytes] | None = None,
+    write: Callable[[bytes], None] | None = None,
+) -> tuple[int, str, list[bytes]]:
+    """Number, time and hash the rows in order after the head (``last_sequence``,
+    ``last_hash``), and with ``copy_lines`` render their COPY data: sent in chunks to
+    ``write`` as it goes, or returned. Returns (new last sequence, new last hash, COPY data).
+
+    Correct only under the head lock, or when the head is found unchanged under it; a
+    ``created_at`` taken before the lock is then still after the previous event's (that
+    event committed before its head was read)."""
+    sequence, prev_hash = last_sequence, last_hash
+    iso = now.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    time_bytes, copy_time = b'"created_at":' + json.dumps(iso).encode(), iso.encode() + b"\t"
+    out: list[bytes] = []
+    chunks: list[bytes] = []
+    for index, row in enumerate(rows):
+        sequence += 1
+        row.sequence, row.created_at, row.prev_hash = sequence, now, prev_hash
+        piece = pieces[index]
+        if piece is None:
+            row.hash = compute_hash(prev_hash, row)
+        else:
+            before, between, after = piece
+            seq = b'"sequence":%d' % sequence
+            row.hash = hashlib.sha256(
+                b"".join((prev_hash.encode(), b"\n", before, time_bytes, between, seq, after))
+            ).hexdigest()
+        prev_hash = row.hash
+        if copy_lines is not None:
+            out += (copy_lines[index], copy_time, b"%d\t" % sequence, row.prev_hash.encode(), b"\t")
+            out += (prev_hash.encode(), b"\n")
+            if write is not None and (index + 1) % _COPY_CHUNK == 0:
+                write(b"".join(out))
+                out.clear()
+    if out and write is not None:
+        write(b"".join(out))
+    elif out:
+        chunks.append(b"".join(out))
+    return sequence, prev_hash, chunks
+
+
+def _unlocked_head() -> tuple[int, str] | None:
+    """The chain head as last committed (no lock): a guess to prepare a batch against."""
+    return AuditChainHead.objects.filter(pk=1).values_list("last_sequence", "last_hash").first()
 
 
 def _reserve_ids(rows: list[AuditEvent]) -> None:
     """On PostgreSQL, draw the rows' primary keys before the lock (COPY returns none)."""
-    connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
+    with transaction.get_connection().cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
             [AuditEvent._meta.db_table, len(rows)],
@@ -262,35 +358,15 @@ def _reserve_ids(rows: list[AuditEvent]) -> None:
             row.pk = pk
 
 
-def _insert(rows: list[AuditEvent]) -> None:
-    """One bulk insert: COPY on PostgreSQL (no per-row SQL compilation under the lock)."""
-    connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        AuditEvent.objects.bulk_create(rows, batch_size=AUDIT_BULK_BATCH)
-        return
+@contextmanager
+def _copy() -> Iterator[Callable[[bytes], None]]:
+    """The one bulk insert on PostgreSQL: one COPY of the prepared lines (no per-row SQL)."""
     table = AuditEvent._meta.db_table
-    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(
-                (
-                    row.pk,
-                    row.sequence,
-                    row.created_at,
-                    row.actor_id,
-                    row.actor_label,
-                    row.clinic_id,
-                    row.action,
-                    row.outcome,
-                    row.subject_id,
-                    row.target_type,
-                    row.target_id,
-                    row.ip,
-                    row.user_agent,
-                    json.dumps(row.details),
-                    row.prev_hash,
-                    row.hash,
-                )
-            )
+    with (
+        transaction.get_connection().cursor() as cursor,
+        cursor.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        yield copy.write
 
 
 def _lock_head() -> AuditChainHead:

@@ -11,6 +11,8 @@ import csv
 import io
 import re
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
@@ -33,6 +35,9 @@ HEADER_ALIASES = {
 }
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_ZIP_RATIO = 100
+# A real 5,000-row workbook expands to a few MB; refuse more than this multiple of the upload limit.
+MAX_XLSX_EXPANDED = 25
+MAX_COLUMNS = 64
 
 
 class LabFileRejected(Exception):
@@ -86,6 +91,9 @@ def _map_header(header: list) -> dict[str, int]:
 
 
 def _check_zip(data: bytes, max_bytes: int) -> None:
+    """Refuse a workbook whose members expand beyond ``MAX_XLSX_EXPANDED`` × the upload limit
+    in total, or one member that is both large and compressed more than ``MAX_ZIP_RATIO``:
+    read from the central directory, before anything is decompressed."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -94,14 +102,32 @@ def _check_zip(data: bytes, max_bytes: int) -> None:
         total = 0
         for info in zf.infolist():
             total += info.file_size
-            if info.file_size > max_bytes * MAX_ZIP_RATIO or (
+            if info.file_size > max_bytes * MAX_XLSX_EXPANDED or (
                 info.compress_size
                 and info.file_size / info.compress_size > MAX_ZIP_RATIO
                 and info.file_size > max_bytes
             ):
                 raise LabFileRejected(_("This .xlsx file expands too much to be read safely."))
-        if total > max_bytes * MAX_ZIP_RATIO:
+        if total > max_bytes * MAX_XLSX_EXPANDED:
             raise LabFileRejected(_("This .xlsx file expands too much to be read safely."))
+        # The directory's sizes can lie. zipfile stops a member at its declared size and then
+        # fails its CRC; decompressing every member once here (counting real bytes against the
+        # same budget, at most ~50 MB of work) turns a forged archive into a clear refusal
+        # before openpyxl parses anything.
+        budget = max_bytes * MAX_XLSX_EXPANDED
+        try:
+            for info in zf.infolist():
+                with zf.open(info) as member:
+                    seen = 0
+                    while chunk := member.read(1024 * 1024):
+                        seen += len(chunk)
+                        budget -= len(chunk)
+                        if budget < 0 or seen > info.file_size:
+                            raise LabFileRejected(_("This .xlsx file expands too much to be read safely."))
+        except LabFileRejected:
+            raise
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise LabFileRejected(_("This .xlsx file is damaged.")) from exc
 
 
 def _cell_text(value) -> str:
@@ -109,33 +135,62 @@ def _cell_text(value) -> str:
         return ""
     if hasattr(value, "isoformat"):
         return value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 
-def _xlsx_lines(data: bytes, max_bytes: int):
+def _xlsx_lines(data: bytes, max_bytes: int) -> Iterator[tuple[int, list[str], list[int]]]:
     _check_zip(data, max_bytes)
     try:
         import openpyxl
     except ImportError as exc:  # pragma: no cover - dependency pinned in requirements.in
         raise LabFileRejected(_("Excel files cannot be read here; please upload CSV.")) from exc
     try:
-        # data_only=True: formulas are never evaluated; a formula cell has its cached value or None.
+        # Two read-only passes: one sees formulas (to refuse them), one the cached values;
+        # openpyxl never evaluates a formula. Only the first sheet, at most MAX_COLUMNS wide
+        # (a forged sheet dimension cannot make every row 16,384 cells long).
         formulas = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False).worksheets[0]
         values = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
-    except Exception as exc:  # openpyxl raises many types on junk input
+        pairs = zip(
+            formulas.iter_rows(max_col=MAX_COLUMNS, values_only=True),
+            values.iter_rows(max_col=MAX_COLUMNS, values_only=True),
+            strict=False,
+        )
+        for line, (frow, vrow) in enumerate(pairs, start=1):
+            cells, bad = [], []
+            for i, (f, v) in enumerate(zip(frow, vrow, strict=False)):
+                if isinstance(f, str) and f.startswith("="):
+                    bad.append(i)
+                    cells.append("")
+                else:
+                    cells.append(_cell_text(v))
+            while cells and not cells[-1].strip() and len(cells) - 1 not in bad:
+                cells.pop()  # a sheet pads rows to its widest row: trailing blanks are not fields
+            yield line, cells, bad
+    except LabFileRejected:
+        raise
+    except Exception as exc:  # openpyxl raises many types on junk input  # noqa: BLE001
         raise LabFileRejected(_("This .xlsx file could not be read.")) from exc
-    for frow, vrow in zip(formulas.iter_rows(values_only=True), values.iter_rows(values_only=True), strict=False):
-        cells, bad = [], []
-        for i, (f, v) in enumerate(zip(frow, vrow, strict=False)):
-            if isinstance(f, str) and f.startswith("="):
-                bad.append(i)
-                cells.append("")
-            else:
-                cells.append(_cell_text(v))
-        yield cells, bad
 
 
-def read_lab_file(data: bytes, *, max_bytes: int, max_rows: int) -> LabFile:
+def _csv_lines(data: bytes) -> Iterator[tuple[int, list[str], list[int]]]:
+    text = decode_csv(data)
+    if "\x00" in text:
+        raise LabFileRejected(_("This is not a CSV text file. Please export the results as CSV."))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        for cells in reader:
+            yield reader.line_num, cells, []
+    except csv.Error as exc:
+        raise LabFileRejected(
+            _("The file is not valid CSV near line %(line)d (%(error)s).") % {"line": reader.line_num, "error": exc}
+        ) from exc
+
+
+def lab_file_lines(data: bytes, *, max_bytes: int) -> tuple[str, Iterator[tuple[int, list[str], list[int]]]]:
+    """The file's format (``csv``/``xlsx``) and its lines as ``(line number, cells, formula cell
+    indexes)``; whole-file problems raise :class:`LabFileRejected` (some only while iterating)."""
     if not data or not data.strip():
         raise LabFileRejected(_("The file is empty."))
     if len(data) > max_bytes:
@@ -144,15 +199,15 @@ def read_lab_file(data: bytes, *, max_bytes: int, max_rows: int) -> LabFile:
             % {"mb": max_bytes // (1024 * 1024)}
         )
     if data.startswith(ZIP_MAGIC):
-        result, lines = LabFile("xlsx"), _xlsx_lines(data, max_bytes)
-    else:
-        text = decode_csv(data)
-        if "\x00" in text:
-            raise LabFileRejected(_("This is not a CSV text file. Please export the results as CSV."))
-        result = LabFile("csv")
-        lines = ((cells, []) for cells in csv.reader(io.StringIO(text, newline="")))
+        return "xlsx", _xlsx_lines(data, max_bytes)
+    return "csv", _csv_lines(data)
+
+
+def read_lab_file(data: bytes, *, max_bytes: int, max_rows: int) -> LabFile:
+    fmt, lines = lab_file_lines(data, max_bytes=max_bytes)
+    result = LabFile(fmt)
     columns = None
-    for line, (cells, bad) in enumerate(lines, start=1):
+    for line, cells, bad in lines:
         if not any(c.strip() for c in cells):
             continue
         if columns is None:

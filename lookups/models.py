@@ -222,18 +222,34 @@ class AuditEvent(models.Model):
 
     ``hash = sha256(prev_hash + canonical JSON of the other fields)``; ``sequence`` orders
     the single chain. Never carries face data or full ID numbers.
+
+    The three references (actor, clinic, subject) are PROTECTed by the ORM but carry no
+    database FOREIGN KEY constraint and no single-column index (the ``(x, -sequence)``
+    indexes below serve every lookup by them): the per-row constraint triggers and the
+    redundant indexes were most of the chain-head lock time of a bulk append (issue 13,
+    README "Audit and oversight"). The referenced ids are covered by each event's hash.
     """
 
     sequence = models.BigIntegerField(unique=True)
     created_at = models.DateTimeField()
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     actor_label = models.CharField(max_length=150)
-    clinic = models.ForeignKey(Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    clinic = models.ForeignKey(
+        Clinic, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
+    )
     action = models.CharField(max_length=60)
     outcome = models.CharField(max_length=30, blank=True)
-    subject = models.ForeignKey(Person, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    subject = models.ForeignKey(
+        Person, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
+    )
     target_type = models.CharField(max_length=60, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
@@ -373,6 +389,8 @@ class Notice(models.Model):
         AUTHORIZATION_APPROVED = "authorization_approved", _("Authorization approved")
         AUTHORIZATION_REVOKED = "authorization_revoked", _("Authorization revoked")
         AUTHORIZATION_EXPIRING = "authorization_expiring", _("Authorization about to expire")
+        RESULT_CORRECTED = "result_corrected", _("Result corrected after someone else saw it")
+        RESULT_WITHDRAWN = "result_withdrawn", _("Result withdrawn after someone else saw it")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")

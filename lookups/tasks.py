@@ -158,3 +158,15 @@ def send_notice(self, notice_id: int) -> str:
     from .oversight.notices import notice_send
 
     return notice_send(notice_id=notice_id)
+
+
+@shared_task(
+    ignore_result=True,
+    soft_time_limit=settings.KINGUARD_RESULTS_IMPORT_SOFT_TIME_LIMIT,
+    time_limit=settings.KINGUARD_RESULTS_IMPORT_SOFT_TIME_LIMIT + 30,
+)
+def run_results_import(key: str) -> str:
+    """A confirmed lab file import (all rows or none); progress goes to its status file."""
+    from .services import results_import_jobs
+
+    return results_import_jobs.results_import_run(key=key)

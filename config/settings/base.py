@@ -301,6 +301,8 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # with an "error" verdict; the hard limit kills the worker child and closes it the same way.
 KINGUARD_FACE_SOFT_TIME_LIMIT = env.int("KINGUARD_FACE_SOFT_TIME_LIMIT", 30)
 KINGUARD_FACE_HARD_TIME_LIMIT = env.int("KINGUARD_FACE_HARD_TIME_LIMIT", 45)
+# A confirmed results import (up to 5,000 rows, one transaction) runs in a worker within this.
+KINGUARD_RESULTS_IMPORT_SOFT_TIME_LIMIT = env.int("KINGUARD_RESULTS_IMPORT_SOFT_TIME_LIMIT", 300)
 # A check whose worker died this many times is closed as an error (a poison probe).
 KINGUARD_FACE_CHECK_MAX_DELIVERIES = env.int("KINGUARD_FACE_CHECK_MAX_DELIVERIES", 3)
 CELERY_BEAT_SCHEDULE = {
@@ -408,6 +410,8 @@ PHONE_DEFAULT_REGION = env.str("KINGUARD_PHONE_DEFAULT_REGION", "CN").upper()
 KINGUARD_NOTICE_EXPIRY_DAYS = env.int("KINGUARD_NOTICE_EXPIRY_DAYS", 7)
 KINGUARD_NOTICE_MAX_ATTEMPTS = env.int("KINGUARD_NOTICE_MAX_ATTEMPTS", 8)
 KINGUARD_NOTICE_REQUEUE_MINUTES = env.int("KINGUARD_NOTICE_REQUEUE_MINUTES", 15)
+# Laboratory deliveries (lookups.fhir): per sender and minute; a busy LIS may need more.
+KINGUARD_FHIR_RATE_PER_MINUTE = env.int("KINGUARD_FHIR_RATE_PER_MINUTE", 600)
 # Anomaly rules (lookups.oversight.anomalies); windows are epoch-aligned, in UTC.
 KINGUARD_ANOMALY_MANY_ELDERS = env.int("KINGUARD_ANOMALY_MANY_ELDERS", 4)
 KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS = env.int("KINGUARD_ANOMALY_MANY_ELDERS_WINDOW_HOURS", 24)

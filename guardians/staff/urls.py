@@ -32,5 +32,7 @@ urlpatterns = [
     path("results/", results.results, name="results"),
     path("results/new/", results.result_new, name="result_new"),
     path("results/import/", results.results_import, name="results_import"),
+    path("results/import/confirm/", results.results_import_confirm, name="results_import_confirm"),
+    path("results/import/<str:key>/", results.results_import_status, name="results_import_status"),
     path("results/<int:pk>/photo/", results.result_photo, name="result_photo"),
 ]

@@ -37,6 +37,8 @@ class LabSender(models.Model):
 
     class Meta:
         app_label = "lookups"
+        verbose_name = _("laboratory sender")
+        verbose_name_plural = _("laboratory senders")
 
     def __str__(self) -> str:
         return self.name
@@ -56,6 +58,8 @@ class LabCodeMap(models.Model):
 
     class Meta:
         app_label = "lookups"
+        verbose_name = _("laboratory code")
+        verbose_name_plural = _("laboratory codes")
         constraints = [
             models.UniqueConstraint(fields=["sender", "system", "code"], name="one_code_map_per_sender"),
             models.UniqueConstraint(
@@ -92,6 +96,8 @@ class LabReport(models.Model):
 
     class Meta:
         app_label = "lookups"
+        verbose_name = _("lab report")
+        verbose_name_plural = _("lab reports")
         constraints = [models.UniqueConstraint(fields=["sender", "identifier"], name="one_lab_report_per_identifier")]
 
     def __str__(self) -> str:
@@ -109,6 +115,8 @@ class LabReportVersion(models.Model):
 
     class Meta:
         app_label = "lookups"
+        verbose_name = _("lab report version")
+        verbose_name_plural = _("lab report versions")
         constraints = [models.UniqueConstraint(fields=["report", "version"], name="one_lab_report_version")]
 
     def __str__(self) -> str:
@@ -131,6 +139,8 @@ class PendingLabResult(models.Model):
 
     class Meta:
         app_label = "lookups"
+        verbose_name = _("pending lab result")
+        verbose_name_plural = _("pending lab results")
         indexes = [models.Index(fields=["clinic", "received_at"])]
 
     def __str__(self) -> str:

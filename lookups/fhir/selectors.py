@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from guardians.models import Person
 
 from .models import LabReport, PendingLabResult
 
@@ -31,3 +34,28 @@ def pending_for_clinics(clinic_ids):
         .defer("payload_ciphertext")
         .order_by("-received_at")
     )
+
+
+def viewers_of(elder: Person, result_ids: Iterable[int], since: dt.datetime) -> list[str]:
+    """Names of the people other than the elder who were shown any of these results.
+
+    Read from the ``results.viewed`` events (each lists the result ids it showed and whether it
+    was the elder's own lookup), from ``since`` (when the results were recorded) on.
+    """
+    from lookups.models import AuditEvent, LookupRequest
+
+    wanted = set(result_ids)
+    if not wanted:
+        return []
+    events = AuditEvent.objects.filter(
+        action="results.viewed", subject=elder, created_at__gte=since, target_type="lookups.LookupRequest"
+    ).values_list("target_id", "details")
+    lookup_ids = [
+        target
+        for target, details in events
+        if isinstance(details, dict) and not details.get("self") and wanted & set(details.get("results") or [])
+    ]
+    if not lookup_ids:
+        return []
+    names = LookupRequest.objects.filter(pk__in=lookup_ids).exclude(requester_person=elder)
+    return sorted(set(names.values_list("requester_person__full_name", flat=True)))

@@ -81,23 +81,33 @@ class AnomalyFlagAdmin(AuditScopedAdmin):
     ordering = ("-created_at",)
     change_form_template = "admin/oversight/anomalyflag_change_form.html"
     actions = ["acknowledge_selected"]
+    # The change form shows translated titles and choice labels (the model fields have no
+    # verbose_name, and changing one would need a migration): each row is a titled column.
+    window_start_col = _column("window_start", gettext_lazy("Window start"))
+    window_end_col = _column("window_end", gettext_lazy("Window end"))
+    account_col = _column("account", gettext_lazy("Account"))
+    details_col = _column("details", gettext_lazy("Evidence"))
+    last_seen_at_col = _column("last_seen_at", gettext_lazy("Last seen"))
+    acknowledged_at_col = _column("acknowledged_at", gettext_lazy("Acknowledged at"))
+    resolved_at_col = _column("resolved_at", gettext_lazy("Resolved at"))
+    resolution_note_col = _column("resolution_note", gettext_lazy("Resolution note"))
     readonly_fields = (
-        "rule",
-        "key",
-        "status",
-        "count",
-        "window_start",
-        "window_end",
-        "clinic",
-        "account",
-        "details",
-        "created_at",
-        "last_seen_at",
-        "acknowledged_by",
-        "acknowledged_at",
-        "resolved_by",
-        "resolved_at",
-        "resolution_note",
+        "rule_col",
+        "key_col",
+        "status_col",
+        "count_col",
+        "window_start_col",
+        "window_end_col",
+        "clinic_col",
+        "account_col",
+        "details_col",
+        "created_at_col",
+        "last_seen_at_col",
+        "acknowledged_by_col",
+        "acknowledged_at_col",
+        "resolved_by_col",
+        "resolved_at_col",
+        "resolution_note_col",
     )
     fields = readonly_fields
 
@@ -142,7 +152,7 @@ class AnomalyFlagAdmin(AuditScopedAdmin):
             except anomalies.AnomalyError as exc:
                 self.message_user(request, f"{flag}: {exc}", messages.ERROR)
             else:
-                self.message_user(request, f"{flag}: acknowledged.", messages.SUCCESS)
+                self.message_user(request, _("%(flag)s: acknowledged.") % {"flag": flag}, messages.SUCCESS)
 
 
 # --- notices ------------------------------------------------------------------------------
@@ -170,7 +180,31 @@ class NoticeAdmin(AuditScopedAdmin):
     list_filter = ("status", "kind")
     list_select_related = ("person",)
     show_facets = admin.ShowFacets.NEVER
-    exclude = ("context",)
+    about_col = _column("object_key", gettext_lazy("About"))
+    clinic_col = _column("clinic", gettext_lazy("Clinic"))
+    email_to_col = _column("email_to", gettext_lazy("E-mail to"))
+    phone_to_col = _column("phone_to", gettext_lazy("Phone to"))
+    sms_given_up_at_col = _column("sms_given_up_at", gettext_lazy("SMS given up"))
+    sent_at_col = _column("sent_at", gettext_lazy("Sent at"))
+    last_error_col = _column("last_error", gettext_lazy("Last error"))
+    # The view form: translated titles and labels, no raw context.
+    readonly_fields = (
+        "kind_col",
+        "about_col",
+        "person_col",
+        "clinic_col",
+        "status_col",
+        "attempts_col",
+        "email_to_col",
+        "phone_to_col",
+        "email_sent_at_col",
+        "sms_sent_at_col",
+        "sms_given_up_at_col",
+        "sent_at_col",
+        "last_error_col",
+        "created_at_col",
+    )
+    fields = readonly_fields
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -28,6 +28,7 @@ from guardians.models import Authorization, Person
 
 from ..audit import Actor, audit_record
 from ..models import LookupRequest, Notice
+from .notices_lab import LAB_KINDS, lab_notice_text, lab_sms_params
 from .sms import SmsAlertError, SmsMessage, SmsPermanentError, get_sms_backend
 
 logger = logging.getLogger("kinguard.notices")
@@ -211,8 +212,8 @@ def sms_params(notice: Notice) -> dict[str, str]:
 
     Per kind: results_viewed ``viewer, relationship, time, clinic, phone``; authorization_created
     and _approved ``guardian, relationship, until, clinic, phone``; authorization_revoked
-    ``guardian, clinic, phone``; authorization_expiring ``guardian, until, clinic, phone``.
-    No results, no ID numbers.
+    ``guardian, clinic, phone``; authorization_expiring ``guardian, until, clinic, phone``;
+    result_corrected and result_withdrawn ``lab, viewers, time, clinic, phone``. No results, no ID numbers.
     """
     with translation.override(notice_language(notice.person)):
         c = notice.context
@@ -223,6 +224,8 @@ def sms_params(notice: Notice) -> dict[str, str]:
                 "relationship": _relationship_label(c.get("relationship", "")),
                 "time": _local(dt.datetime.fromisoformat(c["at"])) if c.get("at") else "",
             }
+        elif notice.kind in LAB_KINDS:
+            params |= lab_sms_params(c)
         else:
             params["guardian"] = c.get("guardian", "")
             if notice.kind != Kind.AUTHORIZATION_REVOKED:
@@ -271,6 +274,8 @@ def _render_notice(notice: Notice) -> tuple[str, str, str]:
             "when": when,
         }
         subject = _("Your test results were viewed")
+    elif notice.kind in LAB_KINDS:
+        line, subject = lab_notice_text(notice.kind, notice.context)
     elif notice.kind == Kind.AUTHORIZATION_CREATED:
         line = _("%(guardian)s (%(relationship)s) was registered to look up your test results, until %(until)s.") % {
             **c,

@@ -11,8 +11,9 @@ it commits, so the denial and its audit event are kept.
 
 Modules: ``common`` (errors, lock and guard helpers), ``steps`` (the guardian's steps),
 ``probes`` (probe files), ``face_checks`` (the worker's run and verdict), ``results``
-(viewing and recording results), ``results_import`` (CSV import), ``sweeps`` (the periodic
-sweep). This package re-exports their public names; patch a name in the module that uses it.
+(viewing and recording results), ``results_import`` (lab file checks and the import),
+``results_import_jobs`` (preview → confirm → task), ``sweeps`` (the periodic sweep). This package
+re-exports their public names; patch a name in the module that uses it.
 """
 
 from .common import FaceCheckingUnavailable, LookupNotFound, LookupRefused, Outcome, State
@@ -27,6 +28,15 @@ from .results_import import (
     ResultsImportRejected,
     results_import_check,
     results_import_csv,
+    results_import_validate,
+)
+from .results_import_jobs import (
+    ImportNotStarted,
+    StagedImportInvalid,
+    results_import_preview,
+    results_import_stage,
+    results_import_start,
+    results_import_status,
 )
 from .steps import (
     face_retry_not_before,
@@ -45,12 +55,14 @@ __all__ = [
     "RESULTS_CSV_MAX_ROWS",
     "RESULT_FIELDS",
     "FaceCheckingUnavailable",
+    "ImportNotStarted",
     "ImportRowError",
     "LookupNotFound",
     "LookupRefused",
     "Outcome",
     "ResultsImportRejected",
     "ResultsView",
+    "StagedImportInvalid",
     "State",
     "delete_probe",
     "face_check_abandon",
@@ -68,6 +80,11 @@ __all__ = [
     "result_save",
     "results_import_check",
     "results_import_csv",
+    "results_import_preview",
+    "results_import_stage",
+    "results_import_start",
+    "results_import_status",
+    "results_import_validate",
     "results_view",
     "sweep_stale",
 ]

@@ -1,10 +1,8 @@
-"""Results imported from a lab export (CSV) in the staff workspace: all rows or none."""
+"""Results imported from a lab file (CSV UTF-8/GB18030 or .xlsx) in the staff workspace: all rows or none."""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,6 +13,7 @@ from django.utils.translation import gettext as _
 from guardians import permissions
 from guardians.models import Person
 
+from .. import lab_files
 from ..audit import Actor, AuditEntry, audit_record_many
 from ..models import TestResult
 from .common import _now
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 RESULTS_CSV_MAX_BYTES = 2 * 1024 * 1024
 RESULTS_CSV_MAX_ROWS = 5000
 RESULTS_CSV_COLUMNS = ("id_number", "test_kind", "sampled_at", "site", "lab", "result", "reported_at")
-_RESULTS_CSV_ALIASES = {"kind": "test_kind", "id": "id_number", "id_no": "id_number"}
 _CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
@@ -57,8 +55,8 @@ class _ImportRow:
 
 
 def _csv_key(name: str) -> str:
-    key = re.sub(r"[\s\-]+", "_", (name or "").strip().lower())
-    return _RESULTS_CSV_ALIASES.get(key, key)
+    """The canonical column for a header title: English or Chinese titles, as the templates."""
+    return lab_files.header_key(name)
 
 
 def _csv_datetime(value: str) -> dt.datetime | None:
@@ -81,26 +79,6 @@ def _csv_kind(value: str) -> str | None:
         if wanted in (code, str(label).lower()):
             return code
     return None
-
-
-def _csv_decode(data: bytes) -> str:
-    if not data or not data.strip():
-        raise ResultsImportRejected(_("The file is empty."))
-    if len(data) > RESULTS_CSV_MAX_BYTES:
-        raise ResultsImportRejected(
-            _("The file is larger than %(mb)d MB. Please split it into smaller files.")
-            % {"mb": RESULTS_CSV_MAX_BYTES // (1024 * 1024)}
-        )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ResultsImportRejected(
-            _('The file is not UTF-8 text (a problem near byte %(pos)d). Save it as "CSV UTF-8" and try again.')
-            % {"pos": exc.start + 1}
-        ) from exc
-    if "\x00" in text:
-        raise ResultsImportRejected(_("This is not a CSV text file. Please export the results as CSV."))
-    return text
 
 
 def _csv_check_header(header: list[str]) -> dict[str, int]:
@@ -180,27 +158,49 @@ def results_import_csv(*, actor: Actor, clinic, data: bytes) -> list[TestResult]
     return _results_import_write(actor=actor, clinic=clinic, rows=rows, elders=elders)
 
 
+@dataclass
+class CheckedImport:
+    """What :func:`results_import_validate` found: every problem, nothing written."""
+
+    format: str
+    rows: list[_ImportRow]
+    elders: dict[str, Person]
+    errors: list[ImportRowError]
+    data_rows: int
+
+
 def results_import_check(*, actor: Actor, clinic, data: bytes) -> tuple[list[_ImportRow], dict[str, Person]]:
     """Every check of :func:`results_import_csv`, nothing written: the valid rows and the
     clinic's elders by ID hash, or :class:`ResultsImportRejected` listing every problem."""
-    import csv
+    checked = results_import_validate(actor=actor, clinic=clinic, data=data)
+    if checked.errors:
+        lines = len({e.line for e in checked.errors})
+        raise ResultsImportRejected(
+            _(
+                "Nothing was imported: %(lines)d of %(rows)d rows have problems. "
+                "Correct them and import the whole file again."
+            )
+            % {"lines": lines, "rows": checked.data_rows},
+            checked.errors,
+        )
+    return checked.rows, checked.elders
 
-    if not permissions.staff_can(actor.user, permissions.StaffAction.RECORD_RESULTS, clinic):
-        raise ResultsImportRejected(_("You may not record results for this clinic."))
-    text = _csv_decode(data)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    now = _now()
+
+def _read_rows(data: bytes, now: dt.datetime) -> tuple[str, list[_ImportRow], list[ImportRowError], int]:
+    """Parse a CSV (UTF-8 with or without BOM, or GB18030) or .xlsx lab file into rows and
+    per-line problems; a problem with the whole file raises :class:`ResultsImportRejected`."""
     errors: list[ImportRowError] = []
     rows: list[_ImportRow] = []
     columns: dict[str, int] | None = None
     data_rows = 0
     try:
-        for cells in reader:
-            line = reader.line_num
+        file_format, lines = lab_files.lab_file_lines(data, max_bytes=RESULTS_CSV_MAX_BYTES)
+        for line, cells, formulas in lines:
             if not any(cell.strip() for cell in cells):
                 continue
             if columns is None:
                 columns = _csv_check_header(cells)
+                names = {index: key for key, index in columns.items()}
                 continue
             data_rows += 1
             if data_rows > RESULTS_CSV_MAX_ROWS:
@@ -208,21 +208,39 @@ def results_import_check(*, actor: Actor, clinic, data: bytes) -> tuple[list[_Im
                     _("The file has more than %(max)d rows. Please split it into smaller files.")
                     % {"max": RESULTS_CSV_MAX_ROWS}
                 )
+            if file_format == "xlsx" and len(cells) < len(columns):
+                cells = cells + [""] * (len(columns) - len(cells))  # empty cells at a row's end
             if len(cells) != len(columns):
                 errors.append(
                     ImportRowError(line, _("has %(n)d fields, expected %(m)d") % {"n": len(cells), "m": len(columns)})
                 )
                 continue
+            errors.extend(
+                ImportRowError(
+                    line, _("%(column)s: a formula is not accepted; enter the value itself.") % {"column": names[i]}
+                )
+                for i in formulas
+            )
             row, problems = _csv_parse_row(line, cells, columns, now)
             errors.extend(ImportRowError(line, problem) for problem in problems)
             rows.append(row)
-    except csv.Error as exc:
-        raise ResultsImportRejected(
-            _("The file is not valid CSV near line %(line)d (%(error)s).") % {"line": reader.line_num, "error": exc}
-        ) from exc
+    except lab_files.LabFileRejected as exc:
+        raise ResultsImportRejected(str(exc)) from exc
     if columns is None or data_rows == 0:
         raise ResultsImportRejected(_("The file has no result rows, only a header (or nothing)."))
+    return file_format, rows, errors, data_rows
 
+
+def results_import_validate(*, actor: Actor, clinic, data: bytes) -> CheckedImport:
+    """Read and check a lab file for ``clinic`` as the import does, write nothing.
+
+    Whole-file problems (encoding, size, row limit, header, a zip bomb) raise
+    :class:`ResultsImportRejected`; per-line problems are returned in ``errors``, sorted by
+    line. The preview and the import both call this: one rule for both.
+    """
+    if not permissions.staff_can(actor.user, permissions.StaffAction.RECORD_RESULTS, clinic):
+        raise ResultsImportRejected(_("You may not record results for this clinic."))
+    file_format, rows, errors, data_rows = _read_rows(data, _now())
     elders = {
         p.id_number_hash: p
         for p in Person.objects.filter(
@@ -256,18 +274,8 @@ def results_import_check(*, actor: Actor, clinic, data: bytes) -> tuple[list[_Im
                 )
             )
         seen.setdefault(key, row.line)
-    if errors:
-        errors.sort(key=lambda e: e.line)
-        lines = len({e.line for e in errors})
-        raise ResultsImportRejected(
-            _(
-                "Nothing was imported: %(lines)d of %(rows)d rows have problems. "
-                "Correct them and import the whole file again."
-            )
-            % {"lines": lines, "rows": data_rows},
-            errors,
-        )
-    return rows, elders
+    errors.sort(key=lambda e: e.line)
+    return CheckedImport(file_format, rows, elders, errors, data_rows)
 
 
 def _results_import_write(
@@ -288,11 +296,11 @@ def _results_import_write(
                     recorded_by=actor.user,
                 )
                 for row in rows
-            ],
-            batch_size=2000,
+            ],  # one INSERT on PostgreSQL (Django splits it only where the driver limits parameters)
         )
         # The same events result_record writes, one per row, then the summary: appended last,
-        # in one batch, so the global chain head is locked only for the audit insert + commit.
+        # in one batch, prepared before the global chain head is locked, so the lock covers only
+        # the hashing, one COPY of the events and the commit (lookups.audit.audit_record_many).
         entries = [
             AuditEntry(
                 action="result.recorded",

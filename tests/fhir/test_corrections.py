@@ -188,3 +188,24 @@ def test_correction_answers_are_identical_for_matched_and_waiting_reports(client
     gone_m = deliver(client, lab, identifier="M", status="entered-in-error")
     gone_u = deliver(client, lab, identifier="U", number=UNKNOWN, status="entered-in-error")
     assert gone_m.content == gone_u.content
+
+
+@pytest.mark.parametrize("status", ["corrected", "entered-in-error"])
+def test_a_change_to_a_report_discarded_at_the_desk_is_answered_like_any_other(client, lab, staff, status):
+    from lookups.fhir.services import pending_discard
+
+    deliver(client, lab, identifier="D", number=UNKNOWN)
+    deliver(client, lab, identifier="K", number=UNKNOWN)
+    waiting = PendingLabResult.objects.get(report__identifier="urn:lab:city|D")
+    pending_discard(
+        actor=Actor.for_user(staff),
+        pending_id=waiting.pk,
+        reason="nobody registered within the period",
+        now=timezone.now() + dt.timedelta(days=40),
+    )
+    discarded = deliver(client, lab, identifier="D", number=UNKNOWN, status=status, value="Positive")
+    kept = deliver(client, lab, identifier="K", number=UNKNOWN, status=status, value="Positive")
+    assert discarded.status_code == kept.status_code == 200, discarded.content
+    assert discarded.content == kept.content  # nothing tells the lab what the desk did
+    assert not TestResult.objects.exists()
+    assert LabReport.objects.get(identifier="urn:lab:city|D").version == 2

@@ -2,12 +2,22 @@ import io
 import zipfile
 
 import pytest
+from django.utils import translation
 
 from lookups.lab_files import LabFileRejected, read_lab_file
 
 LIMITS = {"max_bytes": 2 * 1024 * 1024, "max_rows": 5000}
 EN = "id_number,test_kind,sampled_at,site,lab,result,reported_at\n"
 ZH = "身份证号,检测类型,采样时间,采样点,检测机构,结果,报告时间\n"
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The messages are matched in English, whatever an earlier test left active."""
+    with translation.override("en"):
+        yield
+
+
 ROW = "110101194001011234,pcr,2026-01-05 09:30,社区站,金域检验,negative,2026-01-05 18:00\n"
 
 
@@ -64,7 +74,7 @@ def test_zip_bomb_refused():
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("xl/worksheets/sheet1.xml", b"\0" * (300 * 1024 * 1024))
-    with pytest.raises(LabFileRejected, match="expands"):
+    with pytest.raises(LabFileRejected, match="expands|damaged"):
         read_lab_file(out.getvalue(), **LIMITS)
 
 
@@ -72,3 +82,24 @@ def test_zip_bomb_refused():
 def test_bad_input_rejected_cleanly(data):
     with pytest.raises(LabFileRejected):
         read_lab_file(data, **LIMITS)
+
+
+def test_zip_bomb_with_lying_sizes_refused():
+    """The central directory and local header claim 1 KB; the member really expands to 60 MB.
+    Refused before openpyxl, as damaged (its CRC cannot match) or as too large."""
+    import struct
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", b"<Types/>")
+        zf.writestr("xl/sharedStrings.xml", b"A" * (60 * 1024 * 1024))
+    data = bytearray(out.getvalue())
+    real = 60 * 1024 * 1024
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        start = 0
+        while (start := data.find(signature, start)) != -1:
+            if struct.unpack_from("<I", data, start + offset)[0] == real:
+                struct.pack_into("<I", data, start + offset, 1024)
+            start += 4
+    with pytest.raises(LabFileRejected, match="expands|damaged"):
+        read_lab_file(bytes(data), **LIMITS)

@@ -6,8 +6,8 @@ from django.utils import timezone, translation
 
 from guardians import id_numbers
 from guardians.models import Person
+from lookups.audit import Actor
 from lookups.models import AuditEvent, TestResult
-from lookups.results_preview import preview_lab_file
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -20,6 +20,16 @@ def db_counts() -> tuple[int, int, int]:
 
 ELDER_ID = id_numbers.make_valid("11010119450101123")
 STRANGER_ID = id_numbers.make_valid("11010119460202456")
+
+
+def preview_lab_file(data, *, actor, clinic):
+    from lookups.services import results_import_preview
+
+    return results_import_preview(actor=actor, clinic=clinic, data=data)
+
+
+def clinic_staff(clinic):
+    return clinic.memberships.select_related("user").first().user
 
 
 def person_with(monkeypatch, number, *args, **kwargs):
@@ -46,7 +56,7 @@ def test_clean_file_lists_rows_and_writes_nothing(setup):
     number = ELDER_ID
     data = (HEADER + line(number) + line(number, kind="antigen")).encode()
     before = db_counts()
-    preview = preview_lab_file(data, clinic=clinic)
+    preview = preview_lab_file(data, actor=Actor.for_user(clinic_staff(clinic)), clinic=clinic)
     assert db_counts() == before
     assert preview.ok and preview.problems == []
     assert [(r.line, r.elder_name, r.kind) for r in preview.rows] == [
@@ -71,7 +81,7 @@ def test_every_problem_listed_by_line_and_nothing_written(setup):
         + line(number, kind="antigen", result="")  # 8: empty result
     ).encode()
     before = db_counts()
-    preview = preview_lab_file(data, clinic=clinic)
+    preview = preview_lab_file(data, actor=Actor.for_user(clinic_staff(clinic)), clinic=clinic)
     assert db_counts() == before
     assert not preview.ok
     lines = [p.line for p in preview.problems]
@@ -99,7 +109,7 @@ def test_formula_cells_in_xlsx_are_problems(setup):
     sheet.append([ELDER_ID, "nucleic_acid", "2026-01-05 09:30", "S", "L", "=1+1", "2026-01-05 18:00"])  # noqa: E501
     out = io.BytesIO()
     workbook.save(out)
-    preview = preview_lab_file(out.getvalue(), clinic=clinic)
+    preview = preview_lab_file(out.getvalue(), actor=Actor.for_user(clinic_staff(clinic)), clinic=clinic)
     assert preview.format == "xlsx"
     assert any(p.line == 2 and p.message.startswith("result:") for p in preview.problems)
     assert preview.rows == []
@@ -109,7 +119,7 @@ def test_formula_cells_in_xlsx_are_problems(setup):
 def test_refused_file_is_a_message_not_an_error(setup, data):
     clinic = setup[0]
     before = db_counts()
-    preview = preview_lab_file(data, clinic=clinic)
+    preview = preview_lab_file(data, actor=Actor.for_user(clinic_staff(clinic)), clinic=clinic)
     assert preview.rejected and not preview.ok and preview.rows == []
     assert db_counts() == before
 
@@ -117,10 +127,13 @@ def test_refused_file_is_a_message_not_an_error(setup, data):
 def test_fragment_renders_in_both_languages(setup):
     clinic, _staff, elder, _stranger = setup
     data = (HEADER + line(ELDER_ID) + line("bad")).encode()
-    preview = preview_lab_file(data, clinic=clinic)
+    preview = preview_lab_file(data, actor=Actor.for_user(clinic_staff(clinic)), clinic=clinic)
     english = render_to_string("staff/results_preview.html", {"preview": preview})
-    assert "Problems by line" in english and "Rows that would be imported" in english
+    assert "Problems by line" in english and "Rows without problems" in english
     with translation.override("zh-hans"):
-        chinese = render_to_string("staff/results_preview.html", {"preview": preview_lab_file(data, clinic=clinic)})
-    assert "Problems by line" not in chinese and "Rows that would be imported" not in chinese
+        chinese = render_to_string(
+            "staff/results_preview.html",
+            {"preview": preview_lab_file(data, actor=Actor.for_user(clinic_staff(clinic)), clinic=clinic)},
+        )
+    assert "Problems by line" not in chinese and "Rows without problems" not in chinese
     assert "尚未导入" in chinese

@@ -181,6 +181,36 @@ def test_anomaly_and_notice_list_column_titles_are_translated(zh_auditor_client,
         assert english not in titles, titles
 
 
+@pytest.mark.django_db
+def test_anomaly_and_notice_change_forms_show_translated_labels_not_codes(zh_auditor_client, clinic):
+    from django.utils import timezone
+
+    from lookups.models import AnomalyFlag, Notice
+
+    now = timezone.now()
+    flag = AnomalyFlag.objects.create(
+        rule=AnomalyFlag.Rule.MANY_ELDERS, key="user:1", window_start=now, window_end=now, clinic=clinic
+    )
+    page = zh_auditor_client.get(reverse("admin:lookups_anomalyflag_change", args=[flag.pk])).content.decode()
+    labels = re.findall(r"<label>([^<]+):</label>", page)
+    assert "规则" in labels and "时间窗口开始" in labels and "处理说明" in labels, labels
+    for english in ("Rule", "Key", "Window start", "Status", "Account", "Details", "Resolution note"):
+        assert english not in labels, labels
+    with translation.override("zh-hans"):
+        rule_label, status_label = str(AnomalyFlag.Rule.MANY_ELDERS.label), str(AnomalyFlag.Status.OPEN.label)
+    assert rule_label in page and status_label in page
+    assert '<div class="readonly">many_elders</div>' not in page and '<div class="readonly">open</div>' not in page
+
+    notice = Notice.objects.filter(clinic=clinic).first()
+    assert notice is not None  # the fixture's authorization notified the elder
+    page = zh_auditor_client.get(reverse("admin:lookups_notice_change", args=[notice.pk])).content.decode()
+    labels = re.findall(r"<label>([^<]+):</label>", page)
+    assert "最近错误" in labels, labels
+    for english in ("Kind", "Object key", "Status", "Attempts", "Email to", "Last error", "Context"):
+        assert english not in labels, labels
+    assert f'<div class="readonly">{notice.kind}</div>' not in page
+
+
 def test_every_refusal_and_reason_sentence_has_a_chinese_translation():
     from lookups import messages
 

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -132,14 +133,32 @@ def elders(staff, clinic):
     return [factories.make_person(staff, clinic, f"Elder {i}", elder=True) for i in range(3)]
 
 
+def _confirm_and_run(client, preview_response):
+    """Confirm a preview as the page does (only the token goes back) and run the queued task."""
+    from lookups.services import results_import_jobs
+
+    queued = []
+    with mock.patch("lookups.tasks.run_results_import.delay_on_commit", side_effect=queued.append):
+        response = client.post(
+            reverse("staff:results_import_confirm"), {"token": preview_response.context["confirm"]["token"].value()}
+        )
+    assert response.status_code == 302
+    for key in queued:
+        results_import_jobs.results_import_run(key=key)
+    return response
+
+
 def test_import_a_lab_export(staff_client, staff, clinic, elders):
     data = _csv(
         _row(elders[0]),
         _row(elders[1], kind="Rapid antigen", sampled="2026/01/05 10:00"),
         _row(elders[2], sampled="2026-01-05T11:00:00+08:00", reported="2026-01-05T20:00:00+08:00"),
     )
-    response = _import(staff_client, clinic, b"\xef\xbb\xbf" + data)  # with a BOM, as spreadsheets write it
-    assert response.status_code == 302
+    # Intended change: the upload now shows a preview (nothing written); the confirm imports.
+    preview = _import(staff_client, clinic, b"\xef\xbb\xbf" + data)  # with a BOM, as spreadsheets write it
+    assert preview.status_code == 200 and preview.context["preview"].ok
+    assert not TestResult.objects.exists()
+    _confirm_and_run(staff_client, preview)
     results = {r.elder_id: r for r in TestResult.objects.all()}
     assert set(results) == {e.pk for e in elders}
     assert results[elders[1].pk].kind == "antigen"
@@ -163,7 +182,8 @@ def test_one_bad_row_imports_nothing_and_names_the_line(staff_client, clinic, el
     errors = response.context["errors"]
     assert [e.line for e in errors] == [4]
     assert "unknown test kind 'urine'" in errors[0].message
-    assert "Line 4:" in response.content.decode() and "Nothing was imported" in response.content.decode()
+    page = response.content.decode()  # intended change: problems are listed in the preview's table
+    assert "<td>4</td><td>unknown test kind" in page and "Nothing was imported" in page
 
 
 def test_every_problem_is_listed_by_line(staff, clinic, elders, other_clinic):
@@ -212,8 +232,10 @@ def test_reimporting_the_same_file_is_refused(staff, clinic, elders):
         (b"ID number,test kind\n1,2\n", "missing columns: sampled_at, site, lab, result, reported_at"),
         ((HEADER + ",notes\n").encode(), "unknown columns: notes"),
         (HEADER.replace(",", ";").encode() + b"\n", "separated by commas"),
-        ("ID number,test kind,sampled at,site,lab,result,reported at\n1,\u6838\u9178".encode("gb18030"), "not UTF-8"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "not UTF-8"),
+        # Intended change: GB18030 is now read (tests/staff/test_results_import.py); binary
+        # junk that is neither UTF-8 nor GB18030, or decodes to control bytes, is still refused.
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "not a CSV text file"),
+        (HEADER.encode() + b"\n\xff\xff\xff\n", "neither UTF-8 nor GB18030"),
         (b"a\x00b,c\n", "not a CSV text file"),
         (HEADER.encode() + b'\n"unterminated,quote\n', "not valid CSV"),
     ],

@@ -33,6 +33,8 @@ EXPECTED = [
     ("staff:results", (), "/staff/results/"),
     ("staff:result_new", (), "/staff/results/new/"),
     ("staff:results_import", (), "/staff/results/import/"),
+    ("staff:results_import_confirm", (), "/staff/results/import/confirm/"),
+    ("staff:results_import_status", ("0" * 32,), f"/staff/results/import/{'0' * 32}/"),
     ("staff:result_photo", (7,), "/staff/results/7/photo/"),
     ("accounts:set_password", ("MQ", "abc-def"), "/accounts/set-password/MQ/abc-def/"),
     ("accounts:set_password_done", (), "/accounts/set-password/done/"),

@@ -33,6 +33,7 @@ from .results import (  # noqa: F401
     SAMPLING_PHOTO_FORMATS,
     PhotoReasonForm,
     ResultForm,
+    ResultsImportConfirmForm,
     ResultsImportForm,
 )
 from .sign_in import (  # noqa: F401

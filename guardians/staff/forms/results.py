@@ -1,4 +1,4 @@
-"""Recording test results: one result, the CSV import, the reason to see a sampling photo."""
+"""Recording test results: one result, the lab file import, the reason to see a sampling photo."""
 
 from __future__ import annotations
 
@@ -74,15 +74,24 @@ class ResultForm(forms.Form):
         return data
 
 
+LAB_FILE_ACCEPT = ".csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
 class ResultsImportForm(forms.Form):
     clinic = forms.ModelChoiceField(queryset=None, label=_("Clinic"), empty_label=None)
     file = forms.FileField(
-        label=_("Lab export (CSV, UTF-8)"), widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"})
+        label=_("Lab file (CSV or Excel .xlsx)"), widget=forms.ClearableFileInput(attrs={"accept": LAB_FILE_ACCEPT})
     )
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["clinic"].queryset = permissions.staff_clinics(user, A.RECORD_RESULTS).order_by("name")
+
+
+class ResultsImportConfirmForm(forms.Form):
+    """Only the signed token of a checked, server-side staged file; never the rows themselves."""
+
+    token = forms.CharField(widget=forms.HiddenInput, max_length=500)
 
 
 class PhotoReasonForm(forms.Form):

@@ -1,11 +1,14 @@
-"""Test results: list, record one, CSV import, the sampling photo (with a typed reason)."""
+"""Test results: list, record one, lab file import (preview → confirm → task), the sampling photo."""
 
 from __future__ import annotations
+
+import time
 
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from guardians import permissions, selectors
 from guardians.staff import forms
@@ -72,34 +75,85 @@ def result_new(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/result_form.html", {"form": form, "elder": elder, "nav": "results"}, status=status)
 
 
-@staff_view(A.RECORD_RESULTS)
-def results_import(request: HttpRequest) -> HttpResponse:
-    """CSV import of a lab export: validated completely, then all rows or none."""
-    form = forms.ResultsImportForm(request.POST or None, request.FILES or None, user=request.user)
-    context = {
+_STALE_SECONDS = 15 * 60  # a running import not updated for this long has died (rolled back)
+
+
+def _import_context(form) -> dict:
+    return {
         "form": form,
         "columns": lookup_services.RESULTS_CSV_COLUMNS,
         "max_rows": lookup_services.RESULTS_CSV_MAX_ROWS,
         "max_mb": lookup_services.RESULTS_CSV_MAX_BYTES // (1024 * 1024),
         "nav": "results",
     }
-    if request.method == "POST":
-        if form.is_valid():
-            upload = form.cleaned_data["file"]
-            data = upload.read(lookup_services.RESULTS_CSV_MAX_BYTES + 1)
-            try:
-                created = lookup_services.results_import_csv(
-                    actor=Actor.from_request(request), clinic=form.cleaned_data["clinic"], data=data
-                )
-            except lookup_services.ResultsImportRejected as exc:
-                context.update(
-                    {"rejected": str(exc), "errors": exc.errors[:100], "more": max(0, len(exc.errors) - 100)}
-                )
-                return render(request, "staff/results_import.html", context, status=400)
-            messages.success(request, _("Imported %(n)d results.") % {"n": len(created)})
-            return redirect("staff:results")
+
+
+@staff_view(A.RECORD_RESULTS)
+def results_import(request: HttpRequest) -> HttpResponse:
+    """Upload a lab file (CSV UTF-8/GB18030 or .xlsx): checked completely, nothing written, then
+    a preview of every row to import and every per-line problem. A clean file is staged
+    server-side and confirmed by its signed token (:func:`results_import_confirm`)."""
+    form = forms.ResultsImportForm(request.POST or None, request.FILES or None, user=request.user)
+    context = _import_context(form)
+    if request.method != "POST":
+        return render(request, "staff/results_import.html", context)
+    if not form.is_valid():
         return render(request, "staff/results_import.html", context, status=400)
+    clinic = form.cleaned_data["clinic"]
+    data = form.cleaned_data["file"].read(lookup_services.RESULTS_CSV_MAX_BYTES + 1)
+    actor = Actor.from_request(request)
+    preview = lookup_services.results_import_preview(actor=actor, clinic=clinic, data=data)
+    if preview.rejected:
+        context["rejected"] = preview.rejected
+        return render(request, "staff/results_import.html", context, status=400)
+    context.update({"preview": preview, "clinic": clinic})
+    if preview.problems:
+        context["rejected"] = _(
+            "Nothing was imported: %(lines)d of %(rows)d rows have problems. "
+            "Correct them and import the whole file again."
+        ) % {"lines": preview.problem_lines, "rows": preview.total_rows}
+        context["errors"] = preview.problems
+        return render(request, "staff/results_import.html", context, status=400)
+    token = lookup_services.results_import_stage(actor=actor, clinic=clinic, data=data, rows=len(preview.rows))
+    context["confirm"] = forms.ResultsImportConfirmForm(initial={"token": token})
     return render(request, "staff/results_import.html", context)
+
+
+@staff_view(A.RECORD_RESULTS)
+@require_POST
+def results_import_confirm(request: HttpRequest) -> HttpResponse:
+    """Start the import of a previewed file: only its signed token comes back, never rows."""
+    form = forms.ResultsImportConfirmForm(request.POST)
+    context = _import_context(forms.ResultsImportForm(user=request.user))
+    if not form.is_valid():
+        context["rejected"] = _("This preview is not valid. Upload the file again.")
+        return render(request, "staff/results_import.html", context, status=400)
+    try:
+        key = lookup_services.results_import_start(actor=Actor.from_request(request), token=form.cleaned_data["token"])
+    except lookup_services.StagedImportInvalid as exc:
+        context["rejected"] = str(exc)
+        return render(request, "staff/results_import.html", context, status=400)
+    except lookup_services.ImportNotStarted as exc:
+        context["rejected"] = str(exc)
+        return render(request, "staff/results_import.html", context, status=503)
+    return redirect("staff:results_import_status", key)
+
+
+@staff_view(A.RECORD_RESULTS)
+def results_import_status(request: HttpRequest, key: str) -> HttpResponse:
+    """The import's progress; reloads itself every 2 s until it is finished (no script)."""
+    try:
+        status = lookup_services.results_import_status(user=request.user, key=key)
+    except lookup_services.StagedImportInvalid as exc:
+        raise Http404 from exc
+    state = status.get("state")
+    if state in ("queued", "running") and time.time() - status.get("updated", 0) > _STALE_SECONDS:
+        state = "stalled"
+    context = {"status": status, "state": state, "nav": "results"}
+    response = render(request, "staff/results_import_status.html", context)
+    if state in ("queued", "running"):
+        response["Refresh"] = "2"
+    return response
 
 
 @staff_view(A.VIEW_SAMPLING_PHOTO)

@@ -82,7 +82,8 @@ class MultipleImageField(forms.FileField):
 
 
 class FaceEnrollForm(forms.Form):
-    """1 to 5 photos (5 recommended: the match was calibrated on 5-photo templates); each goes through the pipeline's quality gate."""
+    """1 to 5 photos (5 recommended: the match was calibrated on 5-photo templates); each goes
+    through the pipeline's quality gate."""
 
     photos = MultipleImageField(
         label=_("Photos of the face (1 to 5; 5 recommended)"),

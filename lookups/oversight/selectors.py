@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ def audit_events_for(user: User) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(clinic_id__in=sorted(clinic_ids))
 
 
-def person_for_auditor(user: User, public_id) -> Person | None:
+def person_for_auditor(user: User, public_id: uuid.UUID | str) -> Person | None:
     """A person whose reports ``user`` may read, or None (the view answers 404)."""
     try:
         return permissions.people_visible_to_auditor(user).select_related("clinic", "user").get(public_id=public_id)

@@ -23,6 +23,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
@@ -33,6 +34,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from guardians import permissions
 from guardians.models import Clinic, User
 
+from .. import task_queue
 from ..audit import Actor
 from ..results_preview import Preview, preview_from_checked
 from .results_import import ResultsImportRejected, results_import_csv, results_import_validate
@@ -74,7 +76,7 @@ def _paths(key: str) -> tuple[Path, Path, Path]:
     return base.with_suffix(".upload"), base.with_suffix(".json"), base.with_suffix(".claimed")
 
 
-def _write_status(key: str, **changes) -> dict:
+def _write_status(key: str, **changes: Any) -> dict[str, Any]:
     _upload, status_path, _claimed = _paths(key)
     status = read_status(key) if status_path.exists() else {}
     status.update(changes, updated=time.time())
@@ -156,8 +158,6 @@ def staged_import_open(*, user: User, token: str) -> StagedImport:
 
 def results_import_start(*, actor: Actor, token: str) -> str:
     """Confirm a preview: queue its import (once) and return the key of its status."""
-    from ..tasks import run_results_import
-
     if actor.user is None:
         raise StagedImportInvalid(_("This preview is not valid. Upload the file again."))
     staged = staged_import_open(user=actor.user, token=token)
@@ -169,7 +169,7 @@ def results_import_start(*, actor: Actor, token: str) -> str:
     os.close(fd)
     _write_status(staged.key, state="queued", ip=actor.ip, user_agent=actor.user_agent, sha256=staged.sha256)
     try:
-        run_results_import.delay_on_commit(staged.key)  # type: ignore[attr-defined]  # DjangoTask
+        task_queue.publish_on_commit(task_queue.RUN_RESULTS_IMPORT, staged.key)
     except BrokerUnavailable as exc:
         logger.warning("results import %s could not be queued: broker unavailable", staged.key)
         claimed.unlink(missing_ok=True)

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from lookups import selectors
-from tests.conftest import totp_now
+from tests.helpers import totp_now
 
 PO = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 MO = PO.with_suffix(".mo")
@@ -93,7 +93,7 @@ def zh_auditor_client(clinic, elder, guardian, authorization, settings):
     from lookups import services as lookup_services
     from lookups.audit import Actor
     from tests import factories
-    from tests.audit.conftest import otp_login
+    from tests.helpers import otp_login
 
     settings.KINGUARD_NOTICE_LANGUAGE = "zh-hans"
     actor = Actor(user=guardian.user, label=guardian.user.username, ip="198.51.100.9", user_agent="phone")
@@ -226,3 +226,16 @@ def test_every_refusal_and_reason_sentence_has_a_chinese_translation():
     assert [msgid for msgid in msgids if not entries.get((None, msgid))] == []
     with translation.override("zh-hans"):
         assert messages.refusal_message("wrong_code") == entries[(None, msgids[7])]
+
+
+def test_every_liveness_refusal_code_has_its_own_retake_sentence():
+    """Each prompted-liveness refusal tells the user what to retake, not the generic sentence."""
+    from lookups import messages
+    from lookups.faces.liveness import CAPTURE_CODES
+
+    missing = [code for code in CAPTURE_CODES if code != "no_match" and code not in messages.FACE_REASON_MESSAGES]
+    assert missing == []
+    with translation.override("zh-hans"):
+        assert (
+            messages.face_reason_message("challenge_not_done") == "未看到提示您做的动作。请按照屏幕上的提示重新拍摄。"
+        )

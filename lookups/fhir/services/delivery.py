@@ -128,7 +128,8 @@ def deliver_report(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> 
 
 def deliver_bundle(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> Delivered:
     """``POST /fhir/``: a transaction (all or nothing) or batch (entry by entry) Bundle."""
-    entries = data.get("entry") if isinstance(data.get("entry"), list) else []
+    raw_entries = data.get("entry")
+    entries: list[Any] = raw_entries if isinstance(raw_entries, list) else []
     kind = data.get("type") if isinstance(data.get("type"), str) else "?"
     try:
         if data.get("resourceType") != "Bundle":

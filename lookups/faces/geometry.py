@@ -1,0 +1,68 @@
+"""Batched planar geometry on landmarks (homographies, residuals) for the liveness checks.
+numpy only; no Django imports."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _homographies(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares homographies (normalised DLT), one per frame: ``src`` and ``dst`` are
+    (n, N, 2) (or (N, 2), broadcast); returns (n, 3, 3) mapping src[k] onto dst[k]."""
+    src, dst = np.broadcast_arrays(src if src.ndim == 3 else src[None], dst if dst.ndim == 3 else dst[None])
+
+    def norm(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mu = p.mean(axis=1)
+        spread = np.mean(np.linalg.norm(p - mu[:, None], axis=2), axis=1)
+        sc = np.sqrt(2.0) / np.where(spread > 0, spread, 1.0)
+        t = np.zeros((len(p), 3, 3))
+        t[:, 0, 0] = t[:, 1, 1] = sc
+        t[:, 0, 2], t[:, 1, 2], t[:, 2, 2] = -sc * mu[:, 0], -sc * mu[:, 1], 1.0
+        return (p - mu[:, None]) * sc[:, None, None], t
+
+    ps, ts = norm(src)
+    pd, td = norm(dst)
+    x, y, u, v = ps[..., 0], ps[..., 1], pd[..., 0], pd[..., 1]
+    zero, one = np.zeros_like(x), np.ones_like(x)
+    n, m = x.shape
+    a = np.empty((n, 2 * m, 9))
+    a[:, 0::2] = np.stack([-x, -y, -one, zero, zero, zero, u * x, u * y, u], axis=2)
+    a[:, 1::2] = np.stack([zero, zero, zero, -x, -y, -one, v * x, v * y, v], axis=2)
+    # the null vector of A: the eigenvector of the 9 x 9 A^T A with the smallest eigenvalue
+    _, vecs = np.linalg.eigh(np.einsum("nki,nkj->nij", a, a))
+    h = vecs[:, :, 0].reshape(n, 3, 3)
+    return np.linalg.inv(td) @ h @ ts
+
+
+def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares homography (normalised DLT) mapping ``src`` (N x 2) onto ``dst``."""
+    return _homographies(src, dst)[0]
+
+
+def _apply_all(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Apply (n, 3, 3) homographies to (n, k, 2) points."""
+    p = np.einsum("nij,nkj->nki", h, np.concatenate([pts, np.ones(pts.shape[:2] + (1,))], axis=2))
+    w = p[..., 2:]
+    w = np.where(np.abs(w) < 1e-12, 1e-12, w)
+    return p[..., :2] / w
+
+
+def _apply(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return _apply_all(h[None], pts[None])[0]
+
+
+def _planar_errors(src: np.ndarray, dst: np.ndarray, iod: float) -> np.ndarray:
+    """Per-point error (in inter-ocular distances) of the best homography mapping src onto dst."""
+    return _planar_errors_all(src[None], dst[None], np.array([iod]))[0]
+
+
+def _planar_errors_all(src: np.ndarray, dst: np.ndarray, iod: np.ndarray) -> np.ndarray:
+    """(n, N) per-point errors (in IOD) of the best homography src[k] -> dst[k]."""
+    src, dst = np.broadcast_arrays(src, dst)
+    mapped = _apply_all(_homographies(src, dst), src)
+    return np.linalg.norm(mapped - dst, axis=2) / np.maximum(iod, 1.0)[:, None]
+
+
+def planar_residual(src: np.ndarray, dst: np.ndarray, iod: float) -> float:
+    """RMS error (in inter-ocular distances) of the best homography mapping src onto dst."""
+    return float(np.sqrt(np.mean(_planar_errors(src, dst, iod) ** 2)))

@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from lookups.models import AuditEvent
-from tests.audit.conftest import require_postgresql
+from tests.helpers import require_postgresql
 
 pytestmark = pytest.mark.django_db
 

@@ -60,6 +60,10 @@ class AuditAction(models.TextChoices):
     PREFERENCES_CHANGED = "preferences.changed", pgettext_lazy("audit action", "Preferences changed")
     RESULT_RECORDED = "result.recorded", pgettext_lazy("audit action", "Test result recorded")
     RESULTS_IMPORTED = "results.imported", pgettext_lazy("audit action", "Test results imported")
+    RESULTS_IMPORT_ABANDONED = (
+        "results.import_abandoned",
+        pgettext_lazy("audit action", "Test results import given up (staged file deleted)"),
+    )
     RESULT_VIEWED_BY_STAFF = "result.viewed_by_staff", pgettext_lazy("audit action", "Test result viewed by staff")
     RESULT_SAMPLING_PHOTO_VIEWED = (
         "result.sampling_photo_viewed",
@@ -168,6 +172,7 @@ INFO: dict[AuditAction, ActionInfo] = {
     A.PREFERENCES_CHANGED: _info("update"),
     A.RESULT_RECORDED: _info("create"),
     A.RESULTS_IMPORTED: _info("create"),
+    A.RESULTS_IMPORT_ABANDONED: _info("delete"),
     A.RESULT_VIEWED_BY_STAFF: _info("read", _E, _SV),
     A.RESULT_SAMPLING_PHOTO_VIEWED: _info("read", _E, _SV),
     A.ACCOUNT_CREATED: _info("create"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 
 from django import forms
 from django.contrib import admin, messages
@@ -134,7 +135,7 @@ class PeriodFilter(admin.ListFilter):
 
 
 class FixedChoicesFilter(admin.SimpleListFilter):
-    choices_list: list[tuple[str, str]] = []
+    choices_list: Sequence[tuple[str, object]] = ()  # (code, label): only the codes are read here
     field = ""
 
     label = staticmethod(lambda code: code)

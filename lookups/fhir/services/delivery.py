@@ -126,8 +126,10 @@ def deliver_report(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> 
     )
 
 
-def deliver_bundle(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> Delivered:
-    """``POST /fhir/``: a transaction (all or nothing) or batch (entry by entry) Bundle."""
+def deliver_bundle(*, sender: LabSender, actor: Actor, data: dict[str, Any], via: str = "") -> Delivered:
+    """``POST /fhir/``: a transaction (all or nothing) or batch (entry by entry) Bundle.
+
+    ``via`` names another door in the audit's ``delivery`` (``lookups.hl7`` passes ``HL7v2/ORU^R01``)."""
     raw_entries = data.get("entry")
     entries: list[Any] = raw_entries if isinstance(raw_entries, list) else []
     kind = data.get("type") if isinstance(data.get("type"), str) else "?"
@@ -155,10 +157,10 @@ def deliver_bundle(*, sender: LabSender, actor: Actor, data: dict[str, Any]) -> 
             raise DeliveryRefused(400, [Issue("required", "The Bundle has no entries.", "Bundle.entry")])
         _validate(Bundle, data, "Bundle")
         if kind == "transaction":
-            return _transaction(sender, actor, entries)
+            return _transaction(sender, actor, entries, via=via)
         return _batch(sender, actor, entries)
     except DeliveryRefused as refused:
-        audit_refused(sender, actor, refused, kind=f"Bundle/{kind}"[:40], entries=len(entries))
+        audit_refused(sender, actor, refused, kind=via or f"Bundle/{kind}"[:40], entries=len(entries))
         raise
 
 
@@ -187,7 +189,7 @@ def _entry_types(entries: list[dict[str, Any]]) -> None:
         raise DeliveryRefused(400, issues[:20])
 
 
-def _transaction(sender: LabSender, actor: Actor, entries: list[dict[str, Any]]) -> Delivered:
+def _transaction(sender: LabSender, actor: Actor, entries: list[dict[str, Any]], via: str = "") -> Delivered:
     _entry_types(entries)
     by_url = {e["fullUrl"]: e["resource"] for e in entries if e.get("fullUrl")}
     ctx = _Context(sender, by_url)
@@ -217,7 +219,7 @@ def _transaction(sender: LabSender, actor: Actor, entries: list[dict[str, Any]])
             status_of[report.entries[0]] = ENTRY_STATUS[written]
         _audit_accepted(
             writes,
-            kind="Bundle/transaction",
+            kind=via or "Bundle/transaction",
             counts={
                 "reports": len(reports),
                 "new": new,

@@ -180,6 +180,7 @@ class Tracked:
             threshold=threshold,
             embed_many=self.embed_many,
             sharpness=self.sharpness,
+            frames=self.frames,
         )
         return "ACCEPTED" if d.accepted else d.code
 

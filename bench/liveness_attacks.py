@@ -157,6 +157,7 @@ class Tracked:
             self.samples, self.code = None, exc.code
         self._sharp: dict[int, float] = {}
         self._emb: dict[int, np.ndarray] = {}
+        self._cut: bool | None = None
 
     def sharpness(self, i: int) -> float:
         if i not in self._sharp:
@@ -180,8 +181,15 @@ class Tracked:
             threshold=threshold,
             embed_many=self.embed_many,
             sharpness=self.sharpness,
-            frames=self.frames,
         )
+        # the photometric cut test is the same for every challenge: computed once; it comes
+        # right after the landmark continuity checks, so only ``no_face`` precedes it
+        if d.code in ("no_face", "not_continuous"):
+            return d.code
+        if self._cut is None:
+            self._cut = liveness.photometric_cut(self.frames, self.samples)
+        if self._cut:
+            return "not_continuous"
         return "ACCEPTED" if d.accepted else d.code
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import cast
 
 from django import forms
@@ -136,7 +137,7 @@ class PeriodFilter(admin.ListFilter):
 
 
 class FixedChoicesFilter(admin.SimpleListFilter):
-    choices_list: list[tuple[str, str]] = []
+    choices_list: Sequence[tuple[str, object]] = ()  # (code, label): only the codes are read here
     field = ""
 
     label = staticmethod(lambda code: code)

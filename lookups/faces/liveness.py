@@ -236,8 +236,7 @@ def _continuity_break(samples: Sequence[FaceSample], st: _Stack | None = None) -
 def photometric_cut(frames: Sequence[np.ndarray], samples: Sequence[FaceSample], st: _Stack | None = None) -> bool:
     """True when one frame pair is a photometric cut (see CUT_PIXEL_RATIO)."""
     st = st or _Stack(samples)
-    gray = [np.asarray(f, dtype=np.float64).mean(axis=2) if f.ndim == 3 else np.asarray(f, np.float64) for f in frames]
-    steps = photometric_steps(gray, [s.box for s in samples], st.all)
+    steps = photometric_steps(frames, [s.box for s in samples], st.all)
     if len(steps) < 3:
         return False
     top, typical = float(steps.max()), float(np.median(steps))

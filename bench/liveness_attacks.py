@@ -86,8 +86,9 @@ def _place(photo: Image.Image, quad: np.ndarray, rng: np.random.Generator) -> np
     return load_probe_image(buf.getvalue())
 
 
-def _plane_quad(size: tuple[int, int], t: float, kind: str) -> np.ndarray:
-    """Corners of the held photo at phase t in [0, 1] for one attack kind."""
+def _plane_quad(size: tuple[int, int], t: float, kind: str, deg: float = 30.0, cycles: float = 1.0) -> np.ndarray:
+    """Corners of the held photo at phase t in [0, 1] for one attack kind (``deg``/``cycles``:
+    swing amplitude and number of swings over the capture, for the tilt kinds)."""
     w, h = size
     scale = 300.0 / max(w, h)
     cx, cy = CANVAS[0] / 2, CANVAS[1] / 2
@@ -103,9 +104,9 @@ def _plane_quad(size: tuple[int, int], t: float, kind: str) -> np.ndarray:
         dx, dy = 15 * math.sin(2 * math.pi * t), 8 * math.sin(4 * math.pi * t)
         yaw = math.radians(15) * math.sin(2 * math.pi * t)
     elif kind == "tilt_yaw":
-        yaw = math.radians(30) * math.sin(2 * math.pi * t)
+        yaw = math.radians(deg) * math.sin(2 * math.pi * cycles * t)
     elif kind == "tilt_pitch":
-        pitch = math.radians(30) * math.sin(2 * math.pi * t)
+        pitch = math.radians(deg) * math.sin(2 * math.pi * cycles * t)
     cr, sr = math.cos(roll), math.sin(roll)
     cyw, syw = math.cos(yaw), math.sin(yaw)
     cp, sp = math.cos(pitch), math.sin(pitch)
@@ -118,7 +119,9 @@ def _plane_quad(size: tuple[int, int], t: float, kind: str) -> np.ndarray:
     return np.c_[cx + dx + f * pts[:, 0] / z, cy + dy + f * pts[:, 1] / z]
 
 
-def attack_frames(photos: list[Image.Image], kind: str, seed: int) -> list[np.ndarray]:
+def attack_frames(
+    photos: list[Image.Image], kind: str, seed: int, deg: float = 30.0, cycles: float = 1.0
+) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     frames = []
     for i in range(N_FRAMES):
@@ -126,8 +129,20 @@ def attack_frames(photos: list[Image.Image], kind: str, seed: int) -> list[np.nd
         photo = photos[(i * len(photos)) // N_FRAMES] if kind == "slideshow" else photos[0]
         if kind == "screen":
             photo = _screen(photo, t)
-        frames.append(_place(photo, _plane_quad(photo.size, t, kind), rng))
+        frames.append(_place(photo, _plane_quad(photo.size, t, kind, deg, cycles), rng))
     return frames
+
+
+#: ``--extra``: more planar attacks on tuning identities only (person_07-25, 36-40): swings of
+#: 10-40 degrees about either axis at 0.5 (one way), 1 and 2 swings per capture, and
+#: slideshows of 2-5 photos (still and moved), each as (label, kind, deg, cycles, n_photos).
+EXTRA_IDENTS = [f"person_{i:02d}" for i in (*range(7, 26), *range(36, 41))]
+EXTRA_KINDS = [
+    (f"{k}{d}x{c}", k, float(d), c, 1)
+    for k in ("tilt_yaw", "tilt_pitch")
+    for d in (10, 20, 40)
+    for c in (0.5, 1.0, 2.0)
+] + [(f"slideshow{n}", "slideshow", 0.0, 1.0, n) for n in (2, 3, 4, 5)]
 
 
 class Tracked:
@@ -142,6 +157,7 @@ class Tracked:
             self.samples, self.code = None, exc.code
         self._sharp: dict[int, float] = {}
         self._emb: dict[int, np.ndarray] = {}
+        self._cut: bool | None = None
 
     def sharpness(self, i: int) -> float:
         if i not in self._sharp:
@@ -166,6 +182,14 @@ class Tracked:
             embed_many=self.embed_many,
             sharpness=self.sharpness,
         )
+        # the photometric cut test is the same for every challenge: computed once; it comes
+        # right after the landmark continuity checks, so only ``no_face`` precedes it
+        if d.code in ("no_face", "not_continuous"):
+            return d.code
+        if self._cut is None:
+            self._cut = liveness.photometric_cut(self.frames, self.samples)
+        if self._cut:
+            return "not_continuous"
         return "ACCEPTED" if d.accepted else d.code
 
 
@@ -199,9 +223,44 @@ def _cpu(function, repeat: int) -> float:  # noqa: ANN001
     return float(np.median(times))
 
 
+def extra(root: Path, idents: list[str], challenges: list, thr: float) -> None:  # noqa: ANN001
+    """The ``--extra`` tuning attacks: per capture, the codes over all challenges and, when one
+    is accepted, the signals the rules saw (planarity, jitter, parallax range)."""
+    acc = tot = 0
+    by_kind: dict[str, int] = {}
+    for ident in idents:
+        paths = sorted((root / ident).glob("*.jpg"))
+        if len(paths) < 5:
+            continue
+        template = faces.build_template_from_images([load_probe_image(p.read_bytes()) for p in paths[:3]])
+        photos = [Image.open(p).convert("RGB") for p in paths[3:8]]
+        for k, (label, kind, deg, cycles, n) in enumerate(EXTRA_KINDS):
+            cap = Tracked(attack_frames(photos[:n], kind, 100 + k, deg, cycles))
+            codes: dict[str, int] = {}
+            for ch in challenges:
+                got = cap.decide(ch, template, thr)
+                codes[got] = codes.get(got, 0) + 1
+                tot += 1
+                acc += got == "ACCEPTED"
+                by_kind[label] = by_kind.get(label, 0) + (got == "ACCEPTED")
+            info = ""
+            if cap.samples is not None:
+                st = liveness._Stack(cap.samples)
+                _, _, par = liveness.action_signals(st)
+                info = (
+                    f" planar={liveness.capture_planarity(st):.3f} jitter={liveness.turn_jitter(par):.3f}"
+                    f" par={float(par.min()):+.3f}..{float(par.max()):+.3f}"
+                )
+            print(f"  extra {ident}/{label:16} " + " ".join(f"{c}={v}" for c, v in sorted(codes.items())) + info)
+    print("extra: accepted by kind " + ", ".join(f"{k} {v}" for k, v in by_kind.items() if v))
+    print(f"extra: attacks accepted {acc} / {tot} (all 16 challenges)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", choices=["tune", "holdout", "all"], default="all")
+    ap.add_argument("--extra", action="store_true", help="only the extra tuning attacks (EXTRA_KINDS)")
+    ap.add_argument("--extra-idents", type=int, default=len(EXTRA_IDENTS), help="first N of EXTRA_IDENTS")
     ap.add_argument("--cpu-windows", type=int, default=7, help="live windows timed through check_capture")
     args = ap.parse_args()
     root = default_faces_dir()
@@ -209,6 +268,9 @@ def main() -> None:
     thr = DEFAULT_THRESHOLD
     challenges = [(a,) for a in faces.ACTIONS] + [(a, b) for a in faces.ACTIONS for b in faces.ACTIONS if a != b]
     timed: list[tuple[str, int, str]] = []
+    if args.extra:
+        extra(root, EXTRA_IDENTS[: args.extra_idents], challenges, thr)
+        return
     for name in names:
         idents, clips = SETS[name]
         att_acc = att_tot = 0

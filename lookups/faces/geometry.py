@@ -3,6 +3,8 @@ numpy only; no Django imports."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -66,3 +68,48 @@ def _planar_errors_all(src: np.ndarray, dst: np.ndarray, iod: np.ndarray) -> np.
 def planar_residual(src: np.ndarray, dst: np.ndarray, iod: float) -> float:
     """RMS error (in inter-ocular distances) of the best homography mapping src onto dst."""
     return float(np.sqrt(np.mean(_planar_errors(src, dst, iod) ** 2)))
+
+
+def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Grey level (channel mean) of ``img`` (H x W or H x W x C, any dtype) at float points."""
+    h, w = img.shape[:2]
+    x, y = np.clip(x, 0, w - 1.001), np.clip(y, 0, h - 1.001)
+    x0, y0 = x.astype(int), y.astype(int)
+    fx, fy = x - x0, y - y0
+
+    def at(yi: np.ndarray, xi: np.ndarray) -> np.ndarray:
+        v = img[yi, xi].astype(np.float64)
+        return v.mean(axis=1) if v.ndim == 2 else v
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
+    bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
+    return top * (1 - fy) + bottom * fy
+
+
+#: Samples per face-box side in :func:`photometric_steps` (about 48 x 48 points per frame pair).
+PHOTOMETRIC_GRID = 48
+
+
+def photometric_steps(
+    gray: Sequence[np.ndarray], boxes: Sequence[tuple[int, int, int, int]], lms: np.ndarray
+) -> np.ndarray:
+    """Per consecutive frame pair: 1 - normalised correlation of the face box of frame i-1 with
+    frame i sampled where the homography of all landmarks (i-1 -> i) puts it (a 48 x 48 grid).
+    A moving face (or a moved photo) changes little between frames at 10 fps; a cut to another
+    photo changes the pixels completely while its landmarks still follow a homography."""
+    out = np.zeros(max(len(gray) - 1, 0))
+    for i in range(1, len(gray)):
+        h = _homography(lms[i - 1], lms[i])
+        t, r, b, left = boxes[i - 1]
+        g0 = gray[i - 1]
+        step = max(1, (r - left) // PHOTOMETRIC_GRID)
+        yy, xx = np.mgrid[max(t, 0) : min(b, g0.shape[0]) : step, max(left, 0) : min(r, g0.shape[1]) : step]
+        if xx.size < 16:
+            continue
+        p = np.c_[xx.ravel(), yy.ravel(), np.ones(xx.size)] @ h.T
+        z = np.where(np.abs(p[:, 2]) > 1e-9, p[:, 2], 1e-9)
+        a = _bilinear(g0, xx.ravel().astype(np.float64), yy.ravel().astype(np.float64))
+        c = _bilinear(gray[i], p[:, 0] / z, p[:, 1] / z)
+        a, c = (a - a.mean()) / (a.std() + 1e-6), (c - c.mean()) / (c.std() + 1e-6)
+        out[i - 1] = 1.0 - float(np.mean(a * c))
+    return out

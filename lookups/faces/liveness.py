@@ -40,6 +40,7 @@ from lookups.faces.geometry import (  # noqa: F401 - _homography/_apply/_planar_
     _homography,
     _planar_errors,
     _planar_errors_all,
+    photometric_steps,
     planar_residual,
 )
 from lookups.faces.images import MIN_FACE_HEIGHT_PX, MIN_SHARPNESS, _face_sharpness
@@ -99,6 +100,14 @@ TURN_MIN_RISE_FRAMES = 2
 #: windows of the tuning clips: at most 0.022 (0.029 on the held-out clip_12); 2x the tuning
 #: figure.
 MAX_TURN_JITTER = 0.045
+#: A photometric cut (``not_continuous``): one consecutive frame pair whose face pixels, mapped by
+#: the landmark homography, differ (1 - normalised correlation) at least CUT_PIXEL_RATIO times
+#: the capture's median pair and at least CUT_PIXEL_MIN: a slideshow cuts to another photo
+#: whose landmarks still line up. Tuning (bench --extra, person_07-13 slideshows of 2-5 photos):
+#: max/median 63-151, max 0.28-1.36; tuning live windows (clips 00/03/06/10): max/median at
+#: most 12.3. Threshold 25 (about the geometric middle).
+CUT_PIXEL_RATIO = 25.0
+CUT_PIXEL_MIN = 0.20
 #: Frames embedded per capture (each costs about 0.75 of a single-photo check: the encoder).
 BEST_FRAMES = 2
 #: Frames per part of the capture whose sharpness is measured to pick the one to embed.
@@ -224,6 +233,16 @@ def _continuity_break(samples: Sequence[FaceSample], st: _Stack | None = None) -
     return None
 
 
+def photometric_cut(frames: Sequence[np.ndarray], samples: Sequence[FaceSample], st: _Stack | None = None) -> bool:
+    """True when one frame pair is a photometric cut (see CUT_PIXEL_RATIO)."""
+    st = st or _Stack(samples)
+    steps = photometric_steps(frames, [s.box for s in samples], st.all)
+    if len(steps) < 3:
+        return False
+    top, typical = float(steps.max()), float(np.median(steps))
+    return top >= CUT_PIXEL_MIN and top >= CUT_PIXEL_RATIO * max(typical, 1e-4)
+
+
 def turn_jitter(turn: np.ndarray) -> float:
     """Median absolute second difference of the turn parallax (IOD per frame^2): how far the
     nose's off-plane position is from a smooth trajectory (see MAX_TURN_JITTER)."""
@@ -337,6 +356,7 @@ def check_capture(
         embed_many=embed_many,
         sharpness=sharpness,
         cohort=cohort,
+        frames=frames,
     )
 
 
@@ -350,12 +370,14 @@ def decide_samples(
     embed_many: Callable[[Sequence[int]], np.ndarray] | None = None,
     sharpness: Callable[[int], float] | None = None,
     cohort: np.ndarray | None = None,
+    frames: Sequence[np.ndarray] | None = None,
 ) -> CaptureDecision:
     """The decision part of :func:`check_capture` on already located frames (one face each,
     with landmarks). ``embed(i)`` returns frame i's embedding (default: ``samples[i].embedding``,
     for samples from ``detect_single_face``), ``embed_many(indices)`` all chosen frames' at once
     (one encoder batch); they are called only for the chosen frames. ``sharpness(i)`` measures
-    frame i on demand (default: ``samples[i].sharpness``). Split out
+    frame i on demand (default: ``samples[i].sharpness``). ``frames`` (the images) enables the
+    photometric cut test (``check_capture`` always passes them). Split out
     so a benchmark can try several challenges on one capture without re-detecting."""
 
     def refuse(code: str, used: int = 0, distance: float | None = None) -> CaptureDecision:
@@ -370,6 +392,8 @@ def decide_samples(
     except ProbeRejected as exc:
         return refuse(exc.code, len(samples))
     if _continuity_break(samples, st) is not None:
+        return refuse("not_continuous", len(samples))
+    if frames is not None and photometric_cut(frames, samples, st):
         return refuse("not_continuous", len(samples))
     if capture_planarity(st) < MIN_PLANAR_RESIDUAL:
         return refuse("flat_surface", len(samples))

@@ -140,3 +140,42 @@ def test_landmark_jitter_on_a_swung_photo_is_not_continuous() -> None:
     d = _decide(_turn_capture(ramp, jitter=0.05), "turn_left")
     assert (d.accepted, d.code) == (False, "not_continuous")
     assert liveness.turn_jitter(liveness.action_signals(_turn_capture(ramp, jitter=0.05))[2]) > liveness.MAX_TURN_JITTER
+
+
+def _texture(seed: int, size: int = 400) -> np.ndarray:
+    """A smooth random grey texture (the 'face' pixels), RGB uint8."""
+    rng = np.random.default_rng(seed)
+    g = rng.normal(0, 1, (size // 8, size // 8))
+    g = np.kron(g, np.ones((8, 8)))
+    g = (g - g.min()) / (g.max() - g.min()) * 200 + 20
+    return np.repeat(g[..., None], 3, axis=2).astype(np.uint8)
+
+
+def _moving_frames(images: list[np.ndarray], noise_seed: int = 0) -> tuple[list[np.ndarray], list[FaceSample]]:
+    """The picture shifted 2 px per frame (landmarks shifted with it), sensor noise added."""
+    rng = np.random.default_rng(noise_seed)
+    lm = _face(np.random.default_rng(7))
+    frames, samples = [], []
+    for i, img in enumerate(images):
+        shifted = np.roll(img, 2 * i, axis=1).astype(np.float64) + rng.normal(0, 3, img.shape)
+        frames.append(np.clip(shifted, 0, 255).astype(np.uint8))
+        samples.append(_sample({k: v + [2 * i, 0] for k, v in lm.items()}, (100, 300 + 2 * i, 300, 100 + 2 * i)))
+    return frames, samples
+
+
+def test_moving_picture_is_not_a_photometric_cut() -> None:
+    frames, samples = _moving_frames([_texture(1)] * 8)
+    assert not liveness.photometric_cut(frames, samples)
+
+
+def test_slideshow_cut_with_aligned_landmarks_is_a_photometric_cut() -> None:
+    # another photo whose landmarks line up exactly: the landmark rules see no cut, the pixels do
+    frames, samples = _moving_frames([_texture(1)] * 4 + [_texture(2)] * 4)
+    steps = liveness.photometric_steps(
+        [f.mean(axis=2) for f in frames], [s.box for s in samples], liveness._Stack(samples).all
+    )
+    assert int(np.argmax(steps)) == 3
+    assert liveness.photometric_cut(frames, samples)
+    assert liveness._continuity_break(samples) is None
+    d = faces.decide_samples(samples, challenge=["blink"], template=None, threshold=0.5, frames=frames)
+    assert d.code == "not_continuous"

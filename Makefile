@@ -58,6 +58,8 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/bandit --quiet --recursive config guardians lookups --exclude '*/migrations/*'
 	$(VENV)/bin/pip-audit --requirement requirements.txt --no-deps --disable-pip --progress-spinner off
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -1,10 +1,11 @@
 """Degraded copies of a folder-per-identity face set (issue 11, "Degraded probes").
 
     .venv/bin/python bench/degrade_faces.py OUT [--src ../shared/faces] [--identities person_01-25,person_36-40]
-    .venv/bin/python manage.py calibrate_faces OUT --enroll 3
+    .venv/bin/python manage.py calibrate_faces OUT --enroll 5
 
-For each identity, the first ``--enroll`` photos are copied unchanged as ``a_NN.jpg`` (the desk
-enrolls from good photos, and ``calibrate_faces`` takes the first files by name as the
+For each identity, the first ``--enroll`` photos (default 5, as the desk enrolls) are copied
+unchanged as ``a_NN.jpg`` (the desk enrolls from good photos, and ``calibrate_faces`` takes
+the first files by name as the
 template); every other photo becomes probes ``d_NN_<variant>.jpg``: JPEG quality 40, rotation
 by -10 and +10 degrees, brightness x0.6, the face downscaled to about 120 px high, and
 combinations. OUT must be outside the repository (the set is licence-restricted); by default
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--src", type=Path, default=default_faces_dir())
     parser.add_argument("--identities", default="person_01-25,person_36-40")
-    parser.add_argument("--enroll", type=int, default=3)
+    parser.add_argument("--enroll", type=int, default=5)
     args = parser.parse_args(argv)
     repo = Path(__file__).resolve().parents[1]
     if args.out.resolve().is_relative_to(repo):

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
+import itertools
 import os
 import sys
 import time
@@ -181,12 +183,15 @@ def seed(rows: int):
 
 
 def write_csv(path: Path, numbers: list[str], day: int) -> bytes:
+    """One file sampled ``day`` days after 2026-01-01 (any number of files, a new day each)."""
+    sampled = dt.date(2026, 1, 1) + dt.timedelta(days=day)
+    reported = sampled + dt.timedelta(days=1)
     lines = [HEADER]
     for i, number in enumerate(numbers):
         kind = ("nucleic_acid", "antigen", "antibody")[i % 3]
         lines.append(
-            f"{number},{kind},2026-01-{day:02d} {8 + i % 9:02d}:{i % 60:02d},Sampling point {i % 7},"
-            f"City Central Laboratory,{'Negative' if i % 11 else 'Positive'},2026-01-{day + 1:02d} 08:00"
+            f"{number},{kind},{sampled} {8 + i % 9:02d}:{i % 60:02d},Sampling point {i % 7},"
+            f"City Central Laboratory,{'Negative' if i % 11 else 'Positive'},{reported} 08:00"
         )
     data = ("\n".join(lines) + "\n").encode()
     path.write_bytes(data)
@@ -326,7 +331,7 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         actor, clinic, numbers = seed(args.rows)
         other = Clinic.objects.create(name="Other clinic")
-        days = iter(range(2, 28, 3))
+        days = itertools.count(2, 3)  # a new sampling day per file
         before = None
         with tempfile.TemporaryDirectory() as folder:
 

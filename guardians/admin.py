@@ -26,11 +26,11 @@ from .models import Authorization, Clinic, FaceEnrollment, Person, StaffMembersh
 
 def clinic_ids_for(user: User) -> set[int] | None:
     """The clinics whose records ``user`` reads in the admin (``READ_RECORDS``); None: every clinic."""
-    cached = getattr(user, "_kg_admin_clinic_ids", False)  # one query per request, not per model
-    if cached is False:
+    if not hasattr(user, "_kg_admin_clinic_ids"):  # one query per request, not per model
         ids = permissions.clinic_ids_where(user, permissions.StaffAction.READ_RECORDS)
-        cached = None if ids is None else frozenset(ids)
-        setattr(user, "_kg_admin_clinic_ids", cached)  # noqa: B010  # a per-request memo, not a model field
+        # A per-request memo on the user object (request.user may be a lazy proxy), not a model field.
+        setattr(user, "_kg_admin_clinic_ids", None if ids is None else frozenset(ids))  # noqa: B010
+    cached: frozenset[int] | None = getattr(user, "_kg_admin_clinic_ids")  # noqa: B009  # undeclared attribute
     return None if cached is None else set(cached)
 
 

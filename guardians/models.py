@@ -5,6 +5,7 @@ State on Authorization changes only through ``guardians.services`` (one write pa
 
 import datetime as dt
 import uuid
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -28,6 +29,13 @@ class User(AbstractUser):
     preferred_language = models.CharField(
         _("preferred language"), max_length=10, blank=True, choices=settings.LANGUAGES
     )
+
+    if TYPE_CHECKING:
+        # Set on request.user by django_otp: OTPMiddleware (whether a code was verified this
+        # session, and with which device) and the sign-in form (the device it verified).
+        otp_device: Any
+
+        def is_verified(self) -> bool: ...
 
 
 class Clinic(models.Model):

@@ -8,7 +8,7 @@ reach is answered exactly like something that does not exist (404).
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -125,7 +125,7 @@ def _superuser_may(user: User, action: str) -> bool:
     return user.is_superuser and action in SUPERUSER_ACTIONS
 
 
-def _workspace_clinic_ids_q(user: User, action: str) -> QuerySet[StaffMembership]:
+def _workspace_clinic_ids_q(user: User, action: str) -> QuerySet[StaffMembership, Any]:
     """Subquery of the clinic ids where ``user``'s memberships allow ``action`` (no query of its own)."""
     return StaffMembership.objects.filter(user_id=user.pk, role__in=ACTION_ROLES[action]).values("clinic_id")
 
@@ -236,11 +236,11 @@ def audit_clinic_ids(user: User) -> set[int] | None:
     if not user.is_authenticated or not user.is_active:
         return set()
     # Cached on the user object, like Django's own permission cache: one query per request.
-    cached = getattr(user, "_kinguard_audit_clinic_ids", False)
-    if cached is False:
+    if not hasattr(user, "_kinguard_audit_clinic_ids"):
         ids = clinic_ids_where(user, StaffAction.READ_AUDIT)
-        cached = None if ids is None else frozenset(ids)
-        setattr(user, "_kinguard_audit_clinic_ids", cached)  # noqa: B010  # a per-request memo, not a model field
+        # A per-request memo on the user object (request.user may be a lazy proxy), not a model field.
+        setattr(user, "_kinguard_audit_clinic_ids", None if ids is None else frozenset(ids))  # noqa: B010
+    cached: frozenset[int] | None = getattr(user, "_kinguard_audit_clinic_ids")  # noqa: B009  # undeclared attribute
     return None if cached is None else set(cached)
 
 

@@ -9,6 +9,8 @@ nothing here is reachable by a guardian.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -55,7 +57,7 @@ def people_list(user: User, *, query: str = "", role: str = "") -> QuerySet[Pers
     ).order_by("full_name", "pk")
 
 
-def person_for(user: User, public_id, action: str = A.VIEW) -> Person | None:
+def person_for(user: User, public_id: uuid.UUID | str, action: str = A.VIEW) -> Person | None:
     """The person with this public id if ``user`` may do ``action`` for them, else None (views: 404)."""
     return permissions.staff_people(user, action).select_related("clinic", "user").filter(public_id=public_id).first()
 
@@ -197,7 +199,7 @@ def result_for(user: User, pk: int, action: str = A.VIEW) -> TestResult | None:
     return permissions.staff_results(user, action).select_related("elder", "clinic").filter(pk=pk).first()
 
 
-def removal_requested_ids(authorization_ids) -> set[int]:
+def removal_requested_ids(authorization_ids: Iterable[int]) -> set[int]:
     """Which of these authorizations the elder asked to remove (the ``RemovalRequest`` table)."""
     return set(
         RemovalRequest.objects.filter(authorization_id__in=list(authorization_ids)).values_list(

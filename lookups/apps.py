@@ -8,6 +8,9 @@ class LookupsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out
 
-        from .session_binding import end_lookups_at_sign_out
+        from guardians.signals import person_registered
+
+        from .receivers import attach_waiting_results, end_lookups_at_sign_out
 
         user_logged_out.connect(end_lookups_at_sign_out, dispatch_uid="lookups.end_lookups_at_sign_out")
+        person_registered.connect(attach_waiting_results, dispatch_uid="lookups.attach_waiting_results")

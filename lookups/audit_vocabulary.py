@@ -20,7 +20,7 @@ import enum
 from dataclasses import dataclass
 
 from django.db import models
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Report(enum.StrEnum):
@@ -36,78 +36,100 @@ class Report(enum.StrEnum):
 
 
 class AuditAction(models.TextChoices):
-    LOOKUP_STARTED = "lookup.started", _("Lookup started")
-    LOOKUP_START_REFUSED = "lookup.start_refused", _("Lookup refused at start")
-    OTP_VERIFIED = "otp.verified", _("One-time code accepted")
-    OTP_FAILED = "otp.failed", _("One-time code failed")
-    OTP_THROTTLED = "otp.throttled", _("One-time code throttled")
-    FACE_SUBMITTED = "face.submitted", _("Face photo submitted")
-    FACE_UPLOAD_REFUSED = "face.upload_refused", _("Face photo refused")
-    FACE_VERDICT = "face.verdict", _("Face check result")
-    FACE_NOT_QUEUED = "face.not_queued", _("Face check not queued")
-    FACE_EXPIRED = "face.expired", _("Face check expired")
-    FACE_CHALLENGE_ISSUED = "face.challenge_issued", _("Liveness prompt issued")
-    FACE_CHALLENGE_REFUSED = "face.challenge_refused", _("Liveness prompt refused")
-    LOOKUP_GRANTED = "lookup.granted", _("Lookup granted")
-    LOOKUP_DENIED = "lookup.denied", _("Lookup denied")
-    LOOKUP_CANCELLED = "lookup.cancelled", _("Lookup cancelled")
-    LOOKUP_EXPIRED = "lookup.expired", _("Lookup expired unfinished")
-    GRANT_EXPIRED = "grant.expired", _("Results window ended")
-    RESULTS_VIEWED = "results.viewed", _("Results shown")
-    PERSON_REGISTERED = "person.registered", _("Person registered")
-    PERSON_VIEWED = "person.viewed", _("Person record viewed by staff")
-    IDENTITY_CHECKED = "identity.checked", _("Identity document checked")
-    PREFERENCES_CHANGED = "preferences.changed", _("Preferences changed")
-    RESULT_RECORDED = "result.recorded", _("Test result recorded")
-    RESULTS_IMPORTED = "results.imported", _("Test results imported")
-    RESULT_VIEWED_BY_STAFF = "result.viewed_by_staff", _("Test result viewed by staff")
-    RESULT_SAMPLING_PHOTO_VIEWED = "result.sampling_photo_viewed", _("Sampling photo viewed by staff")
-    ACCOUNT_CREATED = "account.created", _("Login account created")
-    ACCOUNT_SET_PASSWORD_LINK_ISSUED = "account.set_password_link_issued", _("Set-password link issued")
-    ACCOUNT_PASSWORD_SET = "account.password_set", _("Password set")
-    CLINIC_CREATED = "clinic.created", _("Clinic created")
-    STAFF_ROLE_GRANTED = "staff.role_granted", _("Staff role granted")
-    STAFF_REVERIFIED = "staff.reverified", _("Staff re-verified with a one-time code")
-    STAFF_REVERIFY_FAILED = "staff.reverify_failed", _("Staff re-verification failed")
-    OTP_DEVICE_CREATED = "otp_device.created", _("Authenticator added")
-    OTP_DEVICE_CONFIRMED = "otp_device.confirmed", _("Authenticator confirmed")
-    OTP_DEVICE_CHANGED = "otp_device.changed", _("Authenticator changed")
-    OTP_DEVICE_REPLACED = "otp_device.replaced", _("Authenticator replaced")
-    OTP_BACKUP_CODES_ISSUED = "otp_backup_codes.issued", _("Backup codes issued")
-    FACE_CONSENT_RECORDED = "face.consent_recorded", _("Biometric consent recorded")
-    FACE_CONSENT_WITHDRAWN = "face.consent_withdrawn", _("Biometric consent withdrawn")
-    FACE_ENROLLED = "face.enrolled", _("Face enrolled")
-    FACE_TEMPLATE_DELETED = "face.template_deleted", _("Face template deleted")
-    AUTHORIZATION_CREATED = "authorization.created", _("Authorization registered")
-    AUTHORIZATION_APPROVED = "authorization.approved", _("Authorization approved")
-    AUTHORIZATION_REVOKED = "authorization.revoked", _("Authorization revoked")
-    AUTHORIZATION_SUSPENDED = "authorization.suspended", _("Authorization suspended")
-    AUTHORIZATION_RENEWED = "authorization.renewed", _("Authorization renewed")
-    AUTHORIZATION_REMOVAL_REQUESTED = "authorization.removal_requested", _("Removal of an authorization requested")
-    AUTHORIZATION_VIEWED = "authorization.viewed", _("Authorization viewed by staff")
-    LOGIN_SUCCEEDED = "login.succeeded", _("Sign-in succeeded")
-    LOGIN_FAILED = "login.failed", _("Sign-in failed")
-    ADMIN_ADDED = "admin.added", _("Admin: object added")
-    ADMIN_CHANGED = "admin.changed", _("Admin: object changed")
-    ADMIN_DELETED = "admin.deleted", _("Admin: object deleted")
-    AUDIT_REPORT_VIEWED = "audit.report_viewed", _("Audit report viewed")
-    AUDIT_EXPORTED = "audit.exported", _("Audit log exported")
-    AUDIT_CHAIN_BROKEN = "audit.chain_broken", _("Audit chain verification failed")
-    ANOMALY_FLAGGED = "anomaly.flagged", _("Anomaly flagged")
-    ANOMALY_ACKNOWLEDGED = "anomaly.acknowledged", _("Anomaly acknowledged")
-    ANOMALY_RESOLVED = "anomaly.resolved", _("Anomaly resolved")
-    NOTICE_QUEUED = "notice.queued", _("Notice to elder queued")
-    NOTICE_SENT = "notice.sent", _("Notice to elder sent")
-    NOTICE_FAILED = "notice.failed", _("Notice to elder failed")
-    NOTICE_SMS_ALERT = "notice.sms_alert", _("SMS gateway needs attention")
-    KEYS_ROTATED = "keys.rotated", _("Encryption keys rotated")
-    RETENTION_LOOKUP_DELETED = "retention.lookup_deleted", _("Old lookup deleted (retention)")
-    RETENTION_APPLIED = "retention.applied", _("Retention sweep applied")
-    FHIR_DELIVERY_ACCEPTED = "fhir.delivery_accepted", _("Laboratory delivery accepted")
-    FHIR_DELIVERY_REFUSED = "fhir.delivery_refused", _("Laboratory delivery refused")
-    FHIR_REPORT_CORRECTED = "fhir.report_corrected", _("Laboratory report corrected")
-    FHIR_REPORT_WITHDRAWN = "fhir.report_withdrawn", _("Laboratory report withdrawn (entered in error)")
-    FHIR_PENDING_DISCARDED = "fhir.pending_discarded", _("Result waiting for a registration discarded")
+    LOOKUP_STARTED = "lookup.started", pgettext_lazy("audit action", "Lookup started")
+    LOOKUP_START_REFUSED = "lookup.start_refused", pgettext_lazy("audit action", "Lookup refused at start")
+    OTP_VERIFIED = "otp.verified", pgettext_lazy("audit action", "One-time code accepted")
+    OTP_FAILED = "otp.failed", pgettext_lazy("audit action", "One-time code failed")
+    OTP_THROTTLED = "otp.throttled", pgettext_lazy("audit action", "One-time code throttled")
+    FACE_SUBMITTED = "face.submitted", pgettext_lazy("audit action", "Face photo submitted")
+    FACE_UPLOAD_REFUSED = "face.upload_refused", pgettext_lazy("audit action", "Face photo refused")
+    FACE_VERDICT = "face.verdict", pgettext_lazy("audit action", "Face check result")
+    FACE_NOT_QUEUED = "face.not_queued", pgettext_lazy("audit action", "Face check not queued")
+    FACE_EXPIRED = "face.expired", pgettext_lazy("audit action", "Face check expired")
+    FACE_CHALLENGE_ISSUED = "face.challenge_issued", pgettext_lazy("audit action", "Liveness prompt issued")
+    FACE_CHALLENGE_REFUSED = "face.challenge_refused", pgettext_lazy("audit action", "Liveness prompt refused")
+    LOOKUP_GRANTED = "lookup.granted", pgettext_lazy("audit action", "Lookup granted")
+    LOOKUP_DENIED = "lookup.denied", pgettext_lazy("audit action", "Lookup denied")
+    LOOKUP_CANCELLED = "lookup.cancelled", pgettext_lazy("audit action", "Lookup cancelled")
+    LOOKUP_EXPIRED = "lookup.expired", pgettext_lazy("audit action", "Lookup expired unfinished")
+    GRANT_EXPIRED = "grant.expired", pgettext_lazy("audit action", "Results window ended")
+    RESULTS_VIEWED = "results.viewed", pgettext_lazy("audit action", "Results shown")
+    PERSON_REGISTERED = "person.registered", pgettext_lazy("audit action", "Person registered")
+    PERSON_VIEWED = "person.viewed", pgettext_lazy("audit action", "Person record viewed by staff")
+    IDENTITY_CHECKED = "identity.checked", pgettext_lazy("audit action", "Identity document checked")
+    PREFERENCES_CHANGED = "preferences.changed", pgettext_lazy("audit action", "Preferences changed")
+    RESULT_RECORDED = "result.recorded", pgettext_lazy("audit action", "Test result recorded")
+    RESULTS_IMPORTED = "results.imported", pgettext_lazy("audit action", "Test results imported")
+    RESULTS_IMPORT_ABANDONED = (
+        "results.import_abandoned",
+        pgettext_lazy("audit action", "Test results import given up (staged file deleted)"),
+    )
+    RESULT_VIEWED_BY_STAFF = "result.viewed_by_staff", pgettext_lazy("audit action", "Test result viewed by staff")
+    RESULT_SAMPLING_PHOTO_VIEWED = (
+        "result.sampling_photo_viewed",
+        pgettext_lazy("audit action", "Sampling photo viewed by staff"),
+    )
+    ACCOUNT_CREATED = "account.created", pgettext_lazy("audit action", "Login account created")
+    ACCOUNT_SET_PASSWORD_LINK_ISSUED = (
+        "account.set_password_link_issued",
+        pgettext_lazy("audit action", "Set-password link issued"),
+    )
+    ACCOUNT_PASSWORD_SET = "account.password_set", pgettext_lazy("audit action", "Password set")
+    CLINIC_CREATED = "clinic.created", pgettext_lazy("audit action", "Clinic created")
+    STAFF_ROLE_GRANTED = "staff.role_granted", pgettext_lazy("audit action", "Staff role granted")
+    STAFF_REVERIFIED = "staff.reverified", pgettext_lazy("audit action", "Staff re-verified with a one-time code")
+    STAFF_REVERIFY_FAILED = "staff.reverify_failed", pgettext_lazy("audit action", "Staff re-verification failed")
+    OTP_DEVICE_CREATED = "otp_device.created", pgettext_lazy("audit action", "Authenticator added")
+    OTP_DEVICE_CONFIRMED = "otp_device.confirmed", pgettext_lazy("audit action", "Authenticator confirmed")
+    OTP_DEVICE_CHANGED = "otp_device.changed", pgettext_lazy("audit action", "Authenticator changed")
+    OTP_DEVICE_REPLACED = "otp_device.replaced", pgettext_lazy("audit action", "Authenticator replaced")
+    OTP_BACKUP_CODES_ISSUED = "otp_backup_codes.issued", pgettext_lazy("audit action", "Backup codes issued")
+    FACE_CONSENT_RECORDED = "face.consent_recorded", pgettext_lazy("audit action", "Biometric consent recorded")
+    FACE_CONSENT_WITHDRAWN = "face.consent_withdrawn", pgettext_lazy("audit action", "Biometric consent withdrawn")
+    FACE_ENROLLED = "face.enrolled", pgettext_lazy("audit action", "Face enrolled")
+    FACE_TEMPLATE_DELETED = "face.template_deleted", pgettext_lazy("audit action", "Face template deleted")
+    AUTHORIZATION_CREATED = "authorization.created", pgettext_lazy("audit action", "Authorization registered")
+    AUTHORIZATION_APPROVED = "authorization.approved", pgettext_lazy("audit action", "Authorization approved")
+    AUTHORIZATION_REVOKED = "authorization.revoked", pgettext_lazy("audit action", "Authorization revoked")
+    AUTHORIZATION_SUSPENDED = "authorization.suspended", pgettext_lazy("audit action", "Authorization suspended")
+    AUTHORIZATION_RENEWED = "authorization.renewed", pgettext_lazy("audit action", "Authorization renewed")
+    AUTHORIZATION_REMOVAL_REQUESTED = (
+        "authorization.removal_requested",
+        pgettext_lazy("audit action", "Removal of an authorization requested"),
+    )
+    AUTHORIZATION_VIEWED = "authorization.viewed", pgettext_lazy("audit action", "Authorization viewed by staff")
+    LOGIN_SUCCEEDED = "login.succeeded", pgettext_lazy("audit action", "Sign-in succeeded")
+    LOGIN_FAILED = "login.failed", pgettext_lazy("audit action", "Sign-in failed")
+    ADMIN_ADDED = "admin.added", pgettext_lazy("audit action", "Admin: object added")
+    ADMIN_CHANGED = "admin.changed", pgettext_lazy("audit action", "Admin: object changed")
+    ADMIN_DELETED = "admin.deleted", pgettext_lazy("audit action", "Admin: object deleted")
+    AUDIT_REPORT_VIEWED = "audit.report_viewed", pgettext_lazy("audit action", "Audit report viewed")
+    AUDIT_EXPORTED = "audit.exported", pgettext_lazy("audit action", "Audit log exported")
+    AUDIT_CHAIN_BROKEN = "audit.chain_broken", pgettext_lazy("audit action", "Audit chain verification failed")
+    ANOMALY_FLAGGED = "anomaly.flagged", pgettext_lazy("audit action", "Anomaly flagged")
+    ANOMALY_ACKNOWLEDGED = "anomaly.acknowledged", pgettext_lazy("audit action", "Anomaly acknowledged")
+    ANOMALY_RESOLVED = "anomaly.resolved", pgettext_lazy("audit action", "Anomaly resolved")
+    NOTICE_QUEUED = "notice.queued", pgettext_lazy("audit action", "Notice to elder queued")
+    NOTICE_SENT = "notice.sent", pgettext_lazy("audit action", "Notice to elder sent")
+    NOTICE_FAILED = "notice.failed", pgettext_lazy("audit action", "Notice to elder failed")
+    NOTICE_SMS_ALERT = "notice.sms_alert", pgettext_lazy("audit action", "SMS gateway needs attention")
+    KEYS_ROTATED = "keys.rotated", pgettext_lazy("audit action", "Encryption keys rotated")
+    RETENTION_LOOKUP_DELETED = (
+        "retention.lookup_deleted",
+        pgettext_lazy("audit action", "Old lookup deleted (retention)"),
+    )
+    RETENTION_APPLIED = "retention.applied", pgettext_lazy("audit action", "Retention sweep applied")
+    FHIR_DELIVERY_ACCEPTED = "fhir.delivery_accepted", pgettext_lazy("audit action", "Laboratory delivery accepted")
+    FHIR_DELIVERY_REFUSED = "fhir.delivery_refused", pgettext_lazy("audit action", "Laboratory delivery refused")
+    FHIR_REPORT_CORRECTED = "fhir.report_corrected", pgettext_lazy("audit action", "Laboratory report corrected")
+    FHIR_REPORT_WITHDRAWN = (
+        "fhir.report_withdrawn",
+        pgettext_lazy("audit action", "Laboratory report withdrawn (entered in error)"),
+    )
+    FHIR_PENDING_DISCARDED = (
+        "fhir.pending_discarded",
+        pgettext_lazy("audit action", "Result waiting for a registration discarded"),
+    )
 
 
 A = AuditAction
@@ -150,6 +172,7 @@ INFO: dict[AuditAction, ActionInfo] = {
     A.PREFERENCES_CHANGED: _info("update"),
     A.RESULT_RECORDED: _info("create"),
     A.RESULTS_IMPORTED: _info("create"),
+    A.RESULTS_IMPORT_ABANDONED: _info("delete"),
     A.RESULT_VIEWED_BY_STAFF: _info("read", _E, _SV),
     A.RESULT_SAMPLING_PHOTO_VIEWED: _info("read", _E, _SV),
     A.ACCOUNT_CREATED: _info("create"),

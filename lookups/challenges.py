@@ -133,6 +133,7 @@ def challenge_issue(lookup: LookupRequest, *, actor: Actor, now: dt.datetime | N
     if unlocked is not None:
         return unlocked
     refusal: ChallengeRefused | None = None
+    actions: tuple[str, ...] = ()
     with transaction.atomic():
         locked = LookupRequest.objects.select_for_update().select_related("elder__clinic").get(pk=lookup.pk)
         live = (
@@ -213,7 +214,7 @@ def challenge_consume(
             refusal = ChallengeRefused("challenge_expired")
         if refusal is not None:
             _audit(locked, actor=actor, action="face.challenge_refused", outcome=refusal.code, challenge=challenge)
-        else:
+        elif challenge is not None:  # always, when there is no refusal
             challenge.used_at = now
             challenge.save(update_fields=["used_at"])
             actions = tuple(challenge.action_list)

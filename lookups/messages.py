@@ -69,6 +69,22 @@ FACE_REASON_MESSAGES = {
     ),
     "no_motion": gettext_lazy("We could not see you move. Please follow the on-screen prompt and retake."),
     "not_enrolled": gettext_lazy("Your face is not enrolled yet. Please visit the clinic to enroll."),
+    # Prompted liveness (``lookups.faces.liveness.CAPTURE_CODES``; ``no_match`` is an outcome).
+    # They say what to do differently, not which measurement failed.
+    "challenge_not_done": gettext_lazy(
+        "We did not see the action you were asked for. Please retake and follow the prompt on the screen."
+    ),
+    "not_continuous": gettext_lazy(
+        "Your face left the picture or the video was interrupted. Keep your face in the frame and retake."
+    ),
+    "flat_surface": gettext_lazy(
+        "We could not confirm a live face. Look at the camera yourself (not a photo or a screen) and retake."
+    ),
+    "identity_changed": gettext_lazy(
+        "The face changed during the capture. Only the person signing in may be in the picture. Please retake."
+    ),
+    "several_faces": gettext_lazy("More than one face is in the picture. Please retake with only your own face."),
+    "bad_challenge": gettext_lazy("This prompt is no longer valid. Please reload the page and retake."),
     "still_not_allowed": gettext_lazy(
         "A single photo cannot be used here: please use the live camera, or ask at the clinic."
     ),

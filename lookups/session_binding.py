@@ -41,16 +41,3 @@ def session_binding(request: HttpRequest) -> str:
 def binding_matches(stored: str, given: str | None) -> bool:
     """Whether a lookup's stored binding belongs to the caller (constant time)."""
     return constant_time_compare(stored or "", given or "")
-
-
-def end_lookups_at_sign_out(sender, request: HttpRequest | None, user, **kwargs) -> None:
-    """``user_logged_out`` receiver (sent before the session is flushed): end its lookups."""
-    if request is None or user is None or not getattr(request, "session", None) or not request.session.session_key:
-        return
-    from . import services
-    from .audit import Actor
-
-    actor = Actor.from_request(request)
-    if actor.user is None:
-        actor = Actor(user=user, label=user.get_username(), ip=actor.ip, user_agent=actor.user_agent)
-    services.lookups_end_for_session(actor=actor, session_binding=binding_for_key(request.session.session_key))

@@ -92,6 +92,14 @@ def sweep_stale() -> dict:
 
 
 @shared_task
+def sweep_results_imports() -> dict:
+    """Beat: abandoned lab file imports are given up, their staged files (ID numbers) deleted."""
+    from .services import sweeps
+
+    return sweeps.sweep_results_imports()
+
+
+@shared_task
 def apply_retention() -> dict:
     from .retention import retention_apply
 

@@ -19,6 +19,7 @@ from django.views.i18n import set_language
 
 from guardians import permissions
 from guardians import services as guardian_services
+from guardians.typing import AuthenticatedHttpRequest
 
 from . import challenges, selectors, services
 from .audit import Actor
@@ -58,7 +59,7 @@ class LoginView(AuditedLoginView):
         return response
 
 
-def _lookup_or_404(request: HttpRequest, lookup_id) -> LookupRequest:
+def _lookup_or_404(request: AuthenticatedHttpRequest, lookup_id) -> LookupRequest:
     try:
         return selectors.lookup_for_page(
             actor=Actor.from_request(request), session_binding=session_binding(request), lookup_id=lookup_id
@@ -68,7 +69,7 @@ def _lookup_or_404(request: HttpRequest, lookup_id) -> LookupRequest:
 
 
 def _step_url(lookup: LookupRequest) -> str:
-    names = {
+    names: dict[str, str] = {
         State.AWAITING_OTP: "lookups:otp",
         State.AWAITING_FACE: "lookups:face",
         State.CHECKING_FACE: "lookups:wait",
@@ -86,7 +87,7 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
 
 @login_required
 @never_cache
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
         "lookups/dashboard.html",
@@ -101,7 +102,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def start(request: HttpRequest, elder_public_id) -> HttpResponse:
+def start(request: AuthenticatedHttpRequest, elder_public_id) -> HttpResponse:
     try:
         lookup = services.lookup_start(
             actor=Actor.from_request(request), session_binding=session_binding(request), elder_public_id=elder_public_id
@@ -111,7 +112,7 @@ def start(request: HttpRequest, elder_public_id) -> HttpResponse:
     return redirect("lookups:otp", lookup.pk)
 
 
-def _refusal_text(refusal: services.LookupRefused) -> str:
+def _refusal_text(refusal: services.LookupRefused | challenges.ChallengeRefused) -> str:
     text = str(refusal)
     if refusal.retry_at is not None:
         when = formats.time_format(timezone.localtime(refusal.retry_at), "H:i:s")
@@ -125,7 +126,7 @@ def _refusal_message(request: HttpRequest, refusal: services.LookupRefused) -> N
 
 @login_required
 @never_cache
-def otp(request: HttpRequest, lookup_id) -> HttpResponse:
+def otp(request: AuthenticatedHttpRequest, lookup_id) -> HttpResponse:
     lookup = _lookup_or_404(request, lookup_id)
     if lookup.state != State.AWAITING_OTP:
         return redirect(_step_url(lookup))
@@ -149,7 +150,9 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
 
-def _face_answer(request: HttpRequest, lookup: LookupRequest, *, error: str = "", status: int = 200) -> HttpResponse:
+def _face_answer(
+    request: AuthenticatedHttpRequest, lookup: LookupRequest, *, error: str = "", status: int = 200
+) -> HttpResponse:
     """The camera script gets JSON; the plain upload form (no script) gets redirects."""
     fresh = _lookup_or_404(request, lookup.pk)
     next_url = _step_url(fresh)
@@ -171,7 +174,7 @@ def _face_answer(request: HttpRequest, lookup: LookupRequest, *, error: str = ""
 
 @login_required
 @never_cache
-def face(request: HttpRequest, lookup_id) -> HttpResponse:
+def face(request: AuthenticatedHttpRequest, lookup_id) -> HttpResponse:
     """Face step: the camera burst (``frames``), or one still photo (``photo``) where allowed."""
     lookup = _lookup_or_404(request, lookup_id)
     if lookup.state != State.AWAITING_FACE:
@@ -189,7 +192,7 @@ def face(request: HttpRequest, lookup_id) -> HttpResponse:
             if burst.is_valid():
                 images = [selectors.read_upload(f) for f in burst.cleaned_data["frames"]]
             else:
-                error = " ".join(burst.errors.get("frames", [])) or _("Please retake it with the camera.")
+                error = " ".join(map(str, burst.errors.get("frames", []))) or _("Please retake it with the camera.")
         elif not allow_still:
             error = face_reason_message("still_not_allowed")
         else:
@@ -247,7 +250,7 @@ def face(request: HttpRequest, lookup_id) -> HttpResponse:
 
 @login_required
 @never_cache
-def wait(request: HttpRequest, lookup_id) -> HttpResponse:
+def wait(request: AuthenticatedHttpRequest, lookup_id) -> HttpResponse:
     lookup = _lookup_or_404(request, lookup_id)
     if lookup.state != State.CHECKING_FACE:
         return redirect(_step_url(lookup))
@@ -259,7 +262,7 @@ def wait(request: HttpRequest, lookup_id) -> HttpResponse:
 @login_required
 @never_cache
 @require_GET
-def status(request: HttpRequest, lookup_id) -> JsonResponse:
+def status(request: AuthenticatedHttpRequest, lookup_id) -> JsonResponse:
     lookup = _lookup_or_404(request, lookup_id)
     check = selectors.last_face_check(lookup)
     done = lookup.state != State.CHECKING_FACE
@@ -277,7 +280,7 @@ def status(request: HttpRequest, lookup_id) -> JsonResponse:
 
 @login_required
 @never_cache
-def results(request: HttpRequest, lookup_id) -> HttpResponse:
+def results(request: AuthenticatedHttpRequest, lookup_id) -> HttpResponse:
     try:
         view = services.results_view(
             actor=Actor.from_request(request), session_binding=session_binding(request), lookup_id=lookup_id
@@ -301,7 +304,7 @@ def results(request: HttpRequest, lookup_id) -> HttpResponse:
 
 @login_required
 @never_cache
-def ended(request: HttpRequest, lookup_id) -> HttpResponse:
+def ended(request: AuthenticatedHttpRequest, lookup_id) -> HttpResponse:
     lookup = _lookup_or_404(request, lookup_id)
     if lookup.state not in LookupRequest.FINAL_STATES:
         return redirect(_step_url(lookup))
@@ -319,7 +322,7 @@ def ended(request: HttpRequest, lookup_id) -> HttpResponse:
 
 @login_required
 @require_POST
-def cancel(request: HttpRequest, lookup_id) -> HttpResponse:
+def cancel(request: AuthenticatedHttpRequest, lookup_id) -> HttpResponse:
     try:
         services.lookup_cancel(
             actor=Actor.from_request(request), session_binding=session_binding(request), lookup_id=lookup_id
@@ -362,7 +365,7 @@ def language(request: HttpRequest) -> HttpResponse:
 # --- the elder's own pages ----------------------------------------------------------------
 
 
-def _elder_or_404(request: HttpRequest):
+def _elder_or_404(request: AuthenticatedHttpRequest):
     person = selectors.own_person(request.user)
     if person is None:
         raise Http404
@@ -371,14 +374,14 @@ def _elder_or_404(request: HttpRequest):
 
 @login_required
 @never_cache
-def my_page(request: HttpRequest) -> HttpResponse:
+def my_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     person = _elder_or_404(request)
     return render(request, "lookups/me.html", {"person": person, "clinic": person.clinic})
 
 
 @login_required
 @never_cache
-def looked_me_up(request: HttpRequest) -> HttpResponse:
+def looked_me_up(request: AuthenticatedHttpRequest) -> HttpResponse:
     person = _elder_or_404(request)
     rows = selectors.lookup_history_of_elder(person)
     return render(request, "lookups/looked_me_up.html", {"person": person, "rows": rows, "clinic": person.clinic})
@@ -386,7 +389,7 @@ def looked_me_up(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @never_cache
-def my_guardians(request: HttpRequest) -> HttpResponse:
+def my_guardians(request: AuthenticatedHttpRequest) -> HttpResponse:
     person = _elder_or_404(request)
     authorizations = selectors.guardians_of_elder(request.user)
     return render(
@@ -403,7 +406,7 @@ def my_guardians(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def request_removal(request: HttpRequest, authorization_id: int) -> HttpResponse:
+def request_removal(request: AuthenticatedHttpRequest, authorization_id: int) -> HttpResponse:
     _elder_or_404(request)
     try:
         recorded = guardian_services.authorization_removal_request(

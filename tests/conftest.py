@@ -1,44 +1,10 @@
-import os
-import time
-from pathlib import Path
-
 import pgtrigger
 import pytest
-from django.conf import settings
-from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from guardians import services as guardian_services
 from lookups.audit import Actor
 from tests import factories
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def faces_dir() -> Path:
-    return Path(settings.KINGUARD_FACES_DIR)
-
-
-def require_faces() -> Path:
-    """The labeled face set, or skip (fail under CI=true, where it must be present)."""
-    root = faces_dir()
-    if not (root / "manifest.csv").is_file():
-        message = f"face set not found at {root} (set KINGUARD_FACES_DIR)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return root
-
-
-def face_bytes(relative: str) -> bytes:
-    return (require_faces() / relative).read_bytes()
-
-
-def totp_now(device: TOTPDevice, offset_steps: int = 0) -> str:
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-    totp.time = time.time() + offset_steps * device.step
-    return f"{totp.token():0{device.digits}d}"
-
+from tests.helpers import face_bytes, lookup_at_face_step, lookup_granted
 
 AUDIT_TRUNCATE_GUARDS = ("lookups.AuditEvent:audit_event_no_truncate", "lookups.AuditChainHead:audit_head_no_truncate")
 
@@ -124,3 +90,15 @@ def enrolled_guardian(guardian, staff):
 def guardian_client(client, guardian):
     client.force_login(guardian.user)
     return client
+
+
+@pytest.fixture
+def at_face_step(guardian_client, authorization, guardian_device, enrolled_guardian, results):
+    """A lookup of the authorized elder (who has results) past its code step, the guardian enrolled."""
+    return lookup_at_face_step(guardian_client, authorization.elder, guardian_device)
+
+
+@pytest.fixture
+def granted(guardian_client, authorization, guardian_device, enrolled_guardian, results):
+    """A granted lookup of the authorized elder (code and face passed)."""
+    return lookup_granted(guardian_client, authorization.elder, guardian_device)

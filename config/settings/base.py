@@ -307,6 +307,7 @@ KINGUARD_RESULTS_IMPORT_SOFT_TIME_LIMIT = env.int("KINGUARD_RESULTS_IMPORT_SOFT_
 KINGUARD_FACE_CHECK_MAX_DELIVERIES = env.int("KINGUARD_FACE_CHECK_MAX_DELIVERIES", 3)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-lookups": {"task": "lookups.tasks.sweep_stale", "schedule": timedelta(minutes=1)},
+    "sweep-results-imports": {"task": "lookups.tasks.sweep_results_imports", "schedule": timedelta(minutes=10)},
     "apply-retention": {"task": "lookups.tasks.apply_retention", "schedule": timedelta(minutes=5)},
     "verify-audit-chain": {"task": "lookups.tasks.verify_audit_chain", "schedule": timedelta(hours=1)},
     "detect-anomalies": {"task": "lookups.tasks.detect_anomalies", "schedule": timedelta(minutes=10)},

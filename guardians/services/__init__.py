@@ -30,6 +30,7 @@ from .common import (  # noqa: F401
     require_staff_can,
 )
 from .face_enrollment import (  # noqa: F401
+    face_cohort_of,
     face_consent_pending,
     face_consent_record,
     face_enroll,

@@ -26,6 +26,7 @@ from .common import (  # noqa: F401
     ServiceError,
     _login_of,
     require_staff_can,
+    staff_user,
 )
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def authorization_create(
             valid_until=valid_until,
             consent_basis=consent_basis,
             consent_reference=consent_reference.strip(),
-            registered_by=actor.user,
+            registered_by=staff_user(actor),
         )
         audit_record(
             actor=actor,
@@ -123,14 +124,14 @@ def authorization_approve(*, actor: Actor, authorization_id: int) -> Authorizati
     """pending → active, by a staff member other than the registrar."""
     with transaction.atomic():
         authorization = _locked_authorization(authorization_id)
-        require_staff_can(actor, permissions.StaffAction.MANAGE_AUTHORIZATIONS, authorization.clinic_id)
+        staff = require_staff_can(actor, permissions.StaffAction.MANAGE_AUTHORIZATIONS, authorization.clinic_id)
         if authorization.status != Authorization.Status.PENDING:
             raise IllegalState(f"Only a pending authorization can be approved (this one is {authorization.status}).")
-        if authorization.registered_by_id == actor.user.pk:
+        if authorization.registered_by_id == staff.pk:
             raise NotPermitted("A second staff member must approve: you registered this authorization.")
         now = timezone.now()
         authorization.status = Authorization.Status.ACTIVE
-        authorization.approved_by = actor.user
+        authorization.approved_by = staff
         authorization.approved_at = now
         authorization.save(update_fields=["status", "approved_by", "approved_at"])
         audit_record(

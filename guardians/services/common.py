@@ -31,16 +31,27 @@ class IllegalState(ServiceError):
     pass
 
 
-def require_staff_can(actor: Actor, action: str, clinic: Clinic | int) -> None:
-    """Refuse unless ``permissions.staff_can(actor.user, action, clinic)`` (the one rule)."""
-    if not permissions.staff_can(actor.user, action, clinic):
+def require_staff_can(actor: Actor, action: str, clinic: Clinic | int) -> User:
+    """Refuse unless ``permissions.staff_can(actor.user, action, clinic)`` (the one rule);
+    return the staff user (never None: a system actor is not staff)."""
+    user = actor.user
+    if user is None or not permissions.staff_can(user, action, clinic):
         raise NotPermitted("You are not allowed to do this for this clinic.")
+    return user
+
+
+def staff_user(actor: Actor) -> User:
+    """``actor.user`` where ``require_staff_can`` already passed (a system actor never passes it)."""
+    if actor.user is None:
+        raise NotPermitted("You are not allowed to do this for this clinic.")
+    return actor.user
 
 
 def _login_of(person: Person) -> User:
-    if person.user_id is None:
+    user = person.user
+    if user is None:
         raise IllegalState("This person has no login account yet.")
-    return person.user
+    return user
 
 
 FACE_CONSENT_VALID_MINUTES = 60

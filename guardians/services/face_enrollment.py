@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,9 @@ from .common import (  # noqa: F401
 )
 
 if TYPE_CHECKING:
-    pass
+    import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def face_samples_from_images(images: Sequence[bytes]) -> list:
@@ -85,7 +88,11 @@ def face_enroll(
         if consent_id is None:
             pending = face_consent_pending(person, now)
             consent_id = pending.pk if pending is not None else None
-        consent = FaceConsent.objects.select_for_update().filter(pk=consent_id, person=person).first()
+        consent = (
+            FaceConsent.objects.select_for_update().filter(pk=consent_id, person=person).first()
+            if consent_id is not None
+            else None
+        )
         if consent is None or consent.used_at is not None:
             raise ServiceError("Record the person's biometric consent first.")
         if consent.recorded_at < now - dt.timedelta(minutes=FACE_CONSENT_VALID_MINUTES):
@@ -145,21 +152,46 @@ def face_enrollment_withdraw(*, actor: Actor, person: Person, reason: str) -> bo
     return True
 
 
-def face_template_of(person: Person):
+def face_template_of(person: Person) -> np.ndarray | None:
     """Decrypt a person's reference template (numpy vector) or None if not enrolled."""
     from lookups.faces.matching import decode_template_bytes
 
     enrollment = FaceEnrollment.objects.filter(person=person).first()
     if enrollment is None:
         return None
-    return decode_template_bytes(crypto.decrypt(enrollment.template_ciphertext))
+    return decode_template_bytes(crypto.decrypt(bytes(enrollment.template_ciphertext)))
+
+
+def face_cohort_of(person: Person) -> np.ndarray | None:
+    """The other enrolled templates (N x 128 numpy array, or None when there are none): the
+    cohort of the match rule (``lookups.faces.matching.decide``). A look-alike who is enrolled
+    herself (a sister, a relative holding the phone) is nearer to her own template and is
+    refused. Only templates of the current MODEL_VERSION count; the result is used only to
+    refuse, never stored, logged or audited, and never says whose template was nearer."""
+    import numpy as np
+
+    from lookups.faces.matching import MODEL_VERSION, decode_template_bytes
+
+    rows = (
+        FaceEnrollment.objects.filter(model_version=MODEL_VERSION)
+        .exclude(person=person)
+        .values_list("pk", "template_ciphertext")
+    )
+    templates = []
+    for pk, ciphertext in rows.iterator():
+        try:
+            templates.append(decode_template_bytes(crypto.decrypt(bytes(ciphertext))))
+        except (crypto.DecryptionError, ValueError):
+            # one unreadable row must not stop every face check; it only weakens the cohort
+            logger.warning("face enrollment %s is unreadable; left out of the match cohort", pk)
+    return np.stack(templates) if templates else None
 
 
 def face_consent_record(
     *, actor: Actor, person: Person, consent_text: str, given_by: str, representative_name: str = ""
 ) -> FaceConsent:
     """Record the separate biometric consent (the exact text shown, who gave it) before enrolling."""
-    require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
+    staff = require_staff_can(actor, permissions.StaffAction.ENROLL, person.clinic_id)
     consent_text = consent_text.strip()
     if not consent_text:
         raise ServiceError("The consent text shown to the person is required.")
@@ -174,7 +206,7 @@ def face_consent_record(
             consent_text=consent_text,
             given_by=given_by,
             representative_name=representative_name[:200] if given_by == FaceConsent.GivenBy.REPRESENTATIVE else "",
-            recorded_by=actor.user,
+            recorded_by=staff,
         )
         audit_record(
             actor=actor,

@@ -13,6 +13,7 @@ from lookups.audit import Actor, audit_record
 
 from .. import crypto, id_numbers, permissions, phones
 from ..models import Clinic, IdentityCheck, Person
+from ..signals import person_registered
 from .accounts import person_create_login
 from .common import (  # noqa: F401
     BACKUP_CODE_COUNT,
@@ -80,11 +81,9 @@ def person_register(
                 clinic=clinic,
                 details={"is_elder": is_elder, "is_guardian": is_guardian},
             )
-            # Lab results that arrived before the registration (issue 15). Imported here:
-            # lookups depends on guardians, never the other way round at import time.
-            from lookups.fhir.services import pending_attach
-
-            pending_attach(actor=actor, person=person)
+            # Lab results that arrived before the registration (issue 15): lookups attaches
+            # them (guardians.signals; lookups builds on guardians, never the reverse).
+            person_registered.send(sender=Person, actor=actor, person=person)
     except IntegrityError as exc:  # a concurrent registration of the same number won
         raise DuplicatePerson(Person.objects.get(id_number_hash=digest)) from exc
     return person
@@ -152,7 +151,7 @@ def id_number_check_birth_date(*, id_number: str, birth_date: dt.date | None) ->
 
 def identity_check_record(*, actor: Actor, person: Person, document_type: str, note: str = "") -> IdentityCheck:
     """Record that ``actor`` checked ``person``'s identity document in person (who, what, when)."""
-    require_staff_can(actor, permissions.StaffAction.REGISTER, person.clinic_id)
+    staff = require_staff_can(actor, permissions.StaffAction.REGISTER, person.clinic_id)
     if document_type not in IdentityCheck.DocumentType.values:
         raise ServiceError("Choose the kind of identity document that was checked.")
     with transaction.atomic():
@@ -161,7 +160,7 @@ def identity_check_record(*, actor: Actor, person: Person, document_type: str, n
             clinic_id=person.clinic_id,
             document_type=document_type,
             note=note.strip()[:200],
-            checked_by=actor.user,
+            checked_by=staff,
         )
         audit_record(
             actor=actor,

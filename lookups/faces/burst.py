@@ -247,7 +247,7 @@ def y4m_frames(path: str | os.PathLike[str], *, limit: int | None = None) -> lis
                 break
             if not line.startswith(b"FRAME"):
                 raise ValueError("corrupt y4m frame header")
-            y = np.frombuffer(fh.read(width * height), np.uint8)
+            y: np.ndarray = np.frombuffer(fh.read(width * height), np.uint8)
             if y.size != width * height:
                 raise ValueError("truncated y4m frame")
             y = y.reshape(height, width).astype(np.float64)

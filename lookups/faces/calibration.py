@@ -8,7 +8,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 from lookups.faces.detection import FaceSample, detect_single_face
 from lookups.faces.errors import ProbeRejected
 from lookups.faces.images import load_probe_image
-from lookups.faces.matching import DEFAULT_THRESHOLD, MODEL_VERSION, build_template
+from lookups.faces.matching import COHORT_MARGIN, DEFAULT_THRESHOLD, MODEL_VERSION, build_template, decide
 
 # ---------------------------------------------------------------------------------------------
 # Calibration (pure; used by the calibrate_faces management command and tests)
@@ -84,13 +84,17 @@ def identity_names(root: str | os.PathLike[str]) -> dict[str, str]:
 
 def nearest_identity_pairs(
     templates: dict[str, np.ndarray],
-    photos: dict[str, Sequence[tuple[str, np.ndarray]]],
+    photos: Mapping[str, Sequence[tuple[str, np.ndarray]]],
     threshold: float,
+    margin: float = COHORT_MARGIN,
 ) -> list[dict[str, Any]]:
     """The look-alike impostors: for each identity A with a template, its nearest other
     identity B (smallest template-to-template distance), and the distances of every accepted
     photo of B to A's template (any photo of B is an attempt on A, so enrollment photos of B
-    count too). ``false_matches`` counts those within ``threshold``."""
+    count too). ``false_matches`` counts those within ``threshold`` (the global threshold
+    alone: B not enrolled); ``false_matches_cohort`` those the shipped rule
+    (:func:`~lookups.faces.matching.decide`, every other template of ``templates`` as the
+    cohort, so B is enrolled) accepts."""
     names = sorted(templates)
     pairs: list[dict[str, Any]] = []
     for a in names:
@@ -98,7 +102,14 @@ def nearest_identity_pairs(
         if not others:
             continue
         template_distance, b = min(others)
-        distances = [(float(np.linalg.norm(templates[a] - emb)), rel) for rel, emb in photos.get(b, ())]
+        cohort = np.stack([templates[n] for n in names if n != a])
+        distances = []
+        cohort_accepted = 0
+        for rel, emb in photos.get(b, ()):
+            d = float(np.linalg.norm(templates[a] - emb))
+            distances.append((d, rel))
+            nearest_other = float(np.min(np.linalg.norm(cohort - emb, axis=1)))
+            cohort_accepted += decide(d, threshold, nearest_other, margin)
         pairs.append(
             {
                 "identity": a,
@@ -107,6 +118,7 @@ def nearest_identity_pairs(
                 "distances": distances,
                 "comparisons": len(distances),
                 "false_matches": sum(1 for d, _ in distances if d <= threshold),
+                "false_matches_cohort": cohort_accepted,
                 "closest": min((d for d, _ in distances), default=float("nan")),
             }
         )
@@ -114,13 +126,17 @@ def nearest_identity_pairs(
 
 
 def pairs_fmr(pairs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Pooled FMR over :func:`nearest_identity_pairs` (false matches / comparisons)."""
+    """Pooled FMR over :func:`nearest_identity_pairs` (false matches / comparisons), for the
+    global threshold alone (``fmr``) and for the shipped cohort rule (``fmr_cohort``)."""
     comparisons = sum(p["comparisons"] for p in pairs)
     false_matches = sum(p["false_matches"] for p in pairs)
+    cohort = sum(p.get("false_matches_cohort", 0) for p in pairs)
     return {
         "comparisons": comparisons,
         "false_matches": false_matches,
         "fmr": false_matches / comparisons if comparisons else float("nan"),
+        "false_matches_cohort": cohort,
+        "fmr_cohort": cohort / comparisons if comparisons else float("nan"),
     }
 
 
@@ -196,30 +212,56 @@ def calibrate(
         if progress is not None:
             progress(ident, len(enrolled), len(probes[ident]))
 
+    # Every comparison keeps the distance to the claimed template and the distance to the
+    # nearest *other* template of the cohort rule: for an impostor, once with the impostor's
+    # own template in the cohort (an enrolled look-alike) and once without (not enrolled).
     genuine: list[float] = []
+    genuine_other: list[float] = []
     impostor: list[float] = []
+    impostor_other: list[float] = []
+    impostor_other_enrolled: list[float] = []
     impostor_pairs: list[tuple[float, str, str]] = []
+    t_names = list(templates)
+    t_stack = np.stack([templates[n] for n in t_names]) if t_names else np.zeros((0, 128))
     for ident, plist in probes.items():
         for rel, emb in plist:
-            for t_ident, tmpl in templates.items():
-                d = float(np.linalg.norm(tmpl - emb))
+            dists = np.linalg.norm(t_stack - emb, axis=1)
+            for k, t_ident in enumerate(t_names):
+                d = float(dists[k])
+                rest = [float(dists[j]) for j in range(len(t_names)) if j != k and t_names[j] != ident]
+                nearest_rest = min(rest, default=math.inf)
                 if t_ident == ident:
                     genuine.append(d)
+                    genuine_other.append(nearest_rest)
                 else:
+                    own = float(dists[t_names.index(ident)]) if ident in templates else math.inf
                     impostor.append(d)
+                    impostor_other.append(nearest_rest)
+                    impostor_other_enrolled.append(min(nearest_rest, own))
                     impostor_pairs.append((d, rel, t_ident))
     gen = np.asarray(genuine)
     imp = np.asarray(impostor)
+    gen_o, imp_o, imp_oe = (np.asarray(v) for v in (genuine_other, impostor_other, impostor_other_enrolled))
 
     def row(t: float) -> dict[str, Any]:
         fnm = int((gen > t).sum())
         fm = int((imp <= t).sum())
+        # the shipped rule (lookups.faces.matching.decide) with the cohort
+        fnm_c = int((~((gen <= t) & (gen + COHORT_MARGIN <= gen_o))).sum()) if gen.size else 0
+        fm_c = int(((imp <= t) & (imp + COHORT_MARGIN <= imp_o)).sum()) if imp.size else 0
+        fm_ce = int(((imp <= t) & (imp + COHORT_MARGIN <= imp_oe)).sum()) if imp.size else 0
         return {
             "threshold": t,
             "false_non_matches": fnm,
             "false_matches": fm,
             "fnmr": fnm / gen.size if gen.size else float("nan"),
             "fmr": fm / imp.size if imp.size else float("nan"),
+            "false_non_matches_cohort": fnm_c,
+            "fnmr_cohort": fnm_c / gen.size if gen.size else float("nan"),
+            "false_matches_cohort": fm_c,
+            "fmr_cohort": fm_c / imp.size if imp.size else float("nan"),
+            "false_matches_cohort_enrolled": fm_ce,
+            "fmr_cohort_enrolled": fm_ce / imp.size if imp.size else float("nan"),
         }
 
     rows = [row(float(t)) for t in thresholds]
@@ -246,6 +288,7 @@ def calibrate(
         "nearest_pairs": nearest,
         "nearest_pairs_fmr": pairs_fmr(nearest),
         "names": identity_names(root),
+        "cohort_margin": COHORT_MARGIN,
         "model_version": MODEL_VERSION,
         "seconds": time.perf_counter() - t_start,
     }

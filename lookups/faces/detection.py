@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,29 +24,9 @@ from lookups.faces.images import (
     _face_sharpness,
 )
 from lookups.faces.matching import TEMPLATE_DIM
+from lookups.faces.samples import FaceSample
 
 __all__ = ["REJECTION_CODES", "FaceSample", "ProbeRejected", "detect_single_face", "warm_up"]
-
-
-@dataclass(frozen=True)
-class FaceSample:
-    """One accepted face. ``embedding``: float64 (128,); ``box``: (top, right, bottom, left)
-    in pixels of the (downscaled) image it came from; ``landmarks``: 68-point dlib landmarks
-    as ``{feature: [(x, y), ...]}`` in the same pixel frame (``None`` if unavailable).
-
-    ``detect_ms``/``encode_ms``/``image_size`` are additions to the agreed interface (all with
-    defaults) so :func:`compare` can report timings and bursts can check frame geometry.
-    """
-
-    embedding: np.ndarray
-    box: tuple[int, int, int, int]
-    face_height_px: int
-    brightness: float
-    sharpness: float
-    landmarks: dict[str, list[tuple[int, int]]] | None
-    detect_ms: int = 0
-    encode_ms: int = 0
-    image_size: tuple[int, int] | None = field(default=None)  # (width, height)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,6 +57,9 @@ class ProbeRejected(Exception):
     ``message`` is a user-facing sentence. Picklable (Celery result backends).
     """
 
+    #: Which of several photos failed (set by enrollment, which checks them in turn).
+    image_index: int = 0
+
     def __init__(self, code: str, message: str | None = None) -> None:
         if code not in REJECTION_CODES:
             raise ValueError(f"unknown rejection code {code!r}")

@@ -97,7 +97,7 @@ def load_probe_image(data: bytes) -> np.ndarray:
         raise ProbeRejected("too_large")
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # see _fr(): never decode a cut-off upload
     try:
-        im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        im: Image.Image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ProbeRejected("too_many_pixels") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -18,8 +18,9 @@ second face, else the frame's ``ProbeRejected`` code); continuity (``not_continu
 box jumps between consecutive frames, i.e. a cut or a splice); the actions in order
 (``challenge_not_done``); ``flat_surface`` (one 2-D homography explains the 68 landmarks of
 every frame from the first: a photo or screen moved, scaled, rotated or tilted in the hand);
-the same identity throughout (``identity_changed``); then the match (``no_match``).
-Every frame is detected (no cheaper tracker yet).
+``not_continuous`` also for a turn parallax that is landmark noise, not a trajectory; the same
+identity throughout (``identity_changed``, 2 embedded frames); then the match (``no_match``).
+Frames are tracked (:mod:`lookups.faces.tracking`), not detected one by one.
 """
 
 from __future__ import annotations
@@ -30,11 +31,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lookups.faces.detection import FaceSample, _eye_metrics, _landmark_array, detect_single_face
+from lookups.faces.detection import FaceSample, detect_single_face
 from lookups.faces.errors import ProbeRejected
-from lookups.faces.images import MIN_FACE_HEIGHT_PX, MIN_SHARPNESS
-from lookups.faces.matching import MODEL_VERSION, build_template, face_distance
-from lookups.faces.tracking import TrackBreak, embed_face, track_faces
+from lookups.faces.geometry import (  # noqa: F401 - _homography/_apply/_planar_errors: bench, tests
+    _apply,
+    _apply_all,
+    _homographies,
+    _homography,
+    _planar_errors,
+    _planar_errors_all,
+    photometric_steps,
+    planar_residual,
+)
+from lookups.faces.images import MIN_FACE_HEIGHT_PX, MIN_SHARPNESS, _face_sharpness
+from lookups.faces.matching import MODEL_VERSION, build_template, compare_embedding, face_distance
+from lookups.faces.tracking import TrackBreak, embed_faces, track_faces
 
 ACTIONS: tuple[str, ...] = ("blink", "open_mouth", "turn_left", "turn_right")
 
@@ -64,10 +75,9 @@ MAX_BOX_JUMP = 1.0
 #: Face-box size ratio between consecutive frames above this is a jump.
 MAX_BOX_SCALE_JUMP = 1.4
 
-#: Each embedded frame must stay this close to the mean of the embedded frames (same person
-#: throughout). Live windows: per-frame spread up to 0.40 over all frames; a splice of two
-#: people (distance ~0.8) puts the minority frames ~0.48 from the mean.
-MAX_IDENTITY_SPREAD = 0.42
+#: The embedded frames (one per half of the capture) must be this close to each other (same
+#: person throughout). See bench/liveness_attacks.py for the measured spread.
+MAX_IDENTITY_DISTANCE = 0.50
 #: Rectified eye aspect ratio must fall below this fraction of the person's open-eye baseline,
 #: then recover above BLINK_RECOVER of it. Live blinks: 0.30-0.50 of baseline; photo attacks
 #: (landmark noise only): never below 0.64.
@@ -81,8 +91,27 @@ MOUTH_MIN_OPEN = 0.25
 #: for TURN_HOLD consecutive frames. Live turns: 0.10-0.20; tilted photos: at most 0.051.
 TURN_DELTA = 0.08
 TURN_HOLD = 2
-#: Frames embedded per capture (each costs about one single-photo check's encoder run).
-BEST_FRAMES = 3
+#: A turn rises over at least this many frame intervals from below TURN_DELTA / 2 to above
+#: TURN_DELTA: a head turns through the poses in between, a slideshow cuts from one photo to
+#: the next. Live turns (tuning clips, 10 fps): 2-12 intervals; slideshow cuts: 1.
+TURN_MIN_RISE_FRAMES = 2
+#: Median |second difference| of the turn parallax above this is not a trajectory but
+#: landmark noise on a picture the landmark model cannot fit (``not_continuous``). Live 3.5 s
+#: windows of the tuning clips: at most 0.022 (0.029 on the held-out clip_12); 2x the tuning
+#: figure.
+MAX_TURN_JITTER = 0.045
+#: A photometric cut (``not_continuous``): one consecutive frame pair whose face pixels, mapped by
+#: the landmark homography, differ (1 - normalised correlation) at least CUT_PIXEL_RATIO times
+#: the capture's median pair and at least CUT_PIXEL_MIN: a slideshow cuts to another photo
+#: whose landmarks still line up. Tuning (bench --extra, person_07-13 slideshows of 2-5 photos):
+#: max/median 63-151, max 0.28-1.36; tuning live windows (clips 00/03/06/10): max/median at
+#: most 12.3. Threshold 25 (about the geometric middle).
+CUT_PIXEL_RATIO = 25.0
+CUT_PIXEL_MIN = 0.20
+#: Frames embedded per capture (each costs about 0.75 of a single-photo check: the encoder).
+BEST_FRAMES = 2
+#: Frames per part of the capture whose sharpness is measured to pick the one to embed.
+PICK_CANDIDATES = 3
 #: Fewer frames than this cannot show an action (the page sends 30-40).
 MIN_FRAMES = 5
 
@@ -104,73 +133,48 @@ def choose_challenge(rng: secrets.SystemRandom | None = None) -> tuple[str, str]
     return first, second
 
 
-def _mouth_ratio(sample: FaceSample) -> float:
-    lm = sample.landmarks or {}
-    top = np.asarray(lm.get("top_lip", []), dtype=np.float64)
-    bottom = np.asarray(lm.get("bottom_lip", []), dtype=np.float64)
-    if top.shape != (12, 2) or bottom.shape != (12, 2):
-        raise ProbeRejected("no_face")
-    width = float(np.linalg.norm(top[0] - top[6])) or 1.0
-    # inner lip points: top_lip[8..10], bottom_lip[8..10] (face_recognition ordering)
-    gap = float(np.mean(np.linalg.norm(top[8:11] - bottom[8:11][::-1], axis=1)))
-    return gap / width
+_FEATURES = (
+    "bottom_lip",
+    "chin",
+    "left_eye",
+    "left_eyebrow",
+    "nose_bridge",
+    "nose_tip",
+    "right_eye",
+    "right_eyebrow",
+    "top_lip",
+)
 
 
-def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares homography (normalised DLT) mapping ``src`` (N x 2) onto ``dst``."""
+class _Stack:
+    """The landmarks of all frames as arrays, built once per capture: ``f[name]`` is (n, k, 2);
+    ``all`` is every feature in sorted-name order (the order of ``_landmark_array``)."""
 
-    def norm(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mu = p.mean(axis=0)
-        sc = np.sqrt(2.0) / (np.mean(np.linalg.norm(p - mu, axis=1)) or 1.0)
-        t = np.array([[sc, 0.0, -sc * mu[0]], [0.0, sc, -sc * mu[1]], [0.0, 0.0, 1.0]])
-        return np.c_[p, np.ones(len(p))] @ t.T, t
+    def __init__(self, samples: Sequence[FaceSample]) -> None:
+        sizes = dict(zip(_FEATURES, (12, 17, 6, 5, 4, 5, 6, 5, 12), strict=True))
+        for s in samples:
+            lm = s.landmarks or {}
+            if any(len(lm.get(n, ())) != k for n, k in sizes.items()):
+                raise ProbeRejected("no_face")
+        self.f = {n: np.asarray([(s.landmarks or {})[n] for s in samples], dtype=np.float64) for n in _FEATURES}
+        self.all = np.concatenate([self.f[n] for n in _FEATURES], axis=1)
+        lc, rc = self.f["left_eye"].mean(axis=1), self.f["right_eye"].mean(axis=1)
+        self.iod = np.linalg.norm(rc - lc, axis=1)
+        if len(self.iod) and float(self.iod.min()) < 1.0:
+            raise ProbeRejected("no_face")
 
-    ps, ts = norm(src)
-    pd, td = norm(dst)
-    x, y, u, v = ps[:, 0], ps[:, 1], pd[:, 0], pd[:, 1]
-    zero, one = np.zeros_like(x), np.ones_like(x)
-    a = np.empty((2 * len(x), 9))
-    a[0::2] = np.stack([-x, -y, -one, zero, zero, zero, u * x, u * y, u], axis=1)
-    a[1::2] = np.stack([zero, zero, zero, -x, -y, -one, v * x, v * y, v], axis=1)
-    # the null vector of A: the eigenvector of the 9 x 9 A^T A with the smallest eigenvalue
-    _, vecs = np.linalg.eigh(a.T @ a)
-    vt = vecs.T[::-1]
-    h = vt[-1].reshape(3, 3)
-    return np.linalg.inv(td) @ h @ ts
+    def pts(self, *names: str) -> np.ndarray:
+        return np.concatenate([self.f[n] for n in names], axis=1)
 
 
-def _planar_errors(src: np.ndarray, dst: np.ndarray, iod: float) -> np.ndarray:
-    """Per-point error (in inter-ocular distances) of the best homography mapping src onto dst."""
-    h = _homography(src, dst)
-    p = np.c_[src, np.ones(len(src))] @ h.T
-    w = np.where(np.abs(p[:, 2:]) < 1e-12, 1e-12, p[:, 2:])
-    return np.linalg.norm(p[:, :2] / w - dst, axis=1) / max(iod, 1.0)
+def _ear6(e: np.ndarray) -> np.ndarray:
+    """Eye aspect ratio of (n, 6, 2) eyes."""
+    v = np.linalg.norm(e[:, 1] - e[:, 5], axis=1) + np.linalg.norm(e[:, 2] - e[:, 4], axis=1)
+    h = 2.0 * np.linalg.norm(e[:, 0] - e[:, 3], axis=1)
+    return np.where(h > 0, v / np.where(h > 0, h, 1.0), 0.0)
 
 
-def planar_residual(src: np.ndarray, dst: np.ndarray, iod: float) -> float:
-    """RMS error (in inter-ocular distances) of the best homography mapping src onto dst."""
-    return float(np.sqrt(np.mean(_planar_errors(src, dst, iod) ** 2)))
-
-
-def _pts(sample: FaceSample, *names: str) -> np.ndarray:
-    lm = sample.landmarks or {}
-    out = [p for n in names for p in lm.get(n, [])]
-    return np.asarray(out, dtype=np.float64).reshape(-1, 2)
-
-
-def _apply(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    p = np.c_[pts, np.ones(len(pts))] @ h.T
-    w = np.where(np.abs(p[:, 2:]) < 1e-12, 1e-12, p[:, 2:])
-    return p[:, :2] / w
-
-
-def _ear6(e: np.ndarray) -> float:
-    v = np.linalg.norm(e[1] - e[5]) + np.linalg.norm(e[2] - e[4])
-    h = 2.0 * np.linalg.norm(e[0] - e[3])
-    return float(v / h) if h > 0 else 0.0
-
-
-def action_signals(samples: Sequence[FaceSample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def action_signals(samples: Sequence[FaceSample] | _Stack) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-frame (eye aspect ratio, mouth aspect ratio, turn parallax), all measured after
     mapping the frame onto the first one with the homography of its rigid points, so that a
     flat photo moved, tilted or warped in the hand shows no change at all.
@@ -184,37 +188,39 @@ def action_signals(samples: Sequence[FaceSample]) -> tuple[np.ndarray, np.ndarra
       points (it stands out of the face); a photo cannot. ``turn_left`` is a positive change
       (same sign convention as the yaw proxy of ``lookups.faces.detection._eye_metrics``).
     """
-    ref = samples[0]
-    ref_rigid = _pts(ref, "chin", "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip")
-    ref_plane = _pts(ref, "chin", "left_eyebrow", "right_eyebrow", "left_eye", "right_eye")
-    ref_nose = _pts(ref, "nose_bridge", "nose_tip").mean(axis=0)
-    lc, rc = _pts(ref, "left_eye").mean(axis=0), _pts(ref, "right_eye").mean(axis=0)
+    st = samples if isinstance(samples, _Stack) else _Stack(samples)
+    rigid = st.pts("chin", "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip")
+    plane = st.pts("chin", "left_eyebrow", "right_eyebrow", "left_eye", "right_eye")
+    nose = st.pts("nose_bridge", "nose_tip")
+    lc, rc = st.f["left_eye"][0].mean(axis=0), st.f["right_eye"][0].mean(axis=0)
     iod = float(np.linalg.norm(rc - lc)) or 1.0
     axis = (rc - lc) / iod
-    ear, mar, par = [], [], []
-    for s in samples:
-        h = _homography(_pts(s, "chin", "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip"), ref_rigid)
-        le, re_ = _apply(h, _pts(s, "left_eye")), _apply(h, _pts(s, "right_eye"))
-        ear.append((_ear6(le) + _ear6(re_)) / 2.0)
-        top, bottom = _apply(h, _pts(s, "top_lip")), _apply(h, _pts(s, "bottom_lip"))
-        width = float(np.linalg.norm(top[0] - top[6])) or 1.0
-        mar.append(float(np.mean(np.linalg.norm(top[8:11] - bottom[8:11][::-1], axis=1))) / width)
-        hp = _homography(_pts(s, "chin", "left_eyebrow", "right_eyebrow", "left_eye", "right_eye"), ref_plane)
-        nose = _apply(hp, _pts(s, "nose_bridge", "nose_tip")).mean(axis=0)
-        par.append(float(np.dot(nose - ref_nose, axis)) / iod)
-    return np.asarray(ear), np.asarray(mar), np.asarray(par)
+    h = _homographies(rigid, rigid[0])
+    ear = (_ear6(_apply_all(h, st.f["left_eye"])) + _ear6(_apply_all(h, st.f["right_eye"]))) / 2.0
+    top, bottom = _apply_all(h, st.f["top_lip"]), _apply_all(h, st.f["bottom_lip"])
+    width = np.linalg.norm(top[:, 0] - top[:, 6], axis=1)
+    gap = np.mean(np.linalg.norm(top[:, 8:11] - bottom[:, 8:11][:, ::-1], axis=2), axis=1)
+    mar = gap / np.where(width > 0, width, 1.0)
+    hp = _homographies(plane, plane[0])
+    mapped = _apply_all(hp, nose).mean(axis=1)
+    par = (mapped - nose[0].mean(axis=0)) @ axis / iod
+    return ear, mar, par
 
 
-def capture_planarity(samples: Sequence[FaceSample]) -> float:
+def capture_planarity(samples: Sequence[FaceSample] | _Stack) -> float:
     """Largest planar residual of any frame against the first (see MIN_PLANAR_RESIDUAL)."""
-    lms = [_landmark_array(s) for s in samples]
-    iod = float(_eye_metrics(samples[0])[0])
-    return max((planar_residual(lms[0], lm, iod) for lm in lms[1:]), default=0.0)
+    st = samples if isinstance(samples, _Stack) else _Stack(samples)
+    if len(st.all) < 2:
+        return 0.0
+    err = _planar_errors_all(st.all[0][None], st.all[1:], np.full(len(st.all) - 1, st.iod[0]))
+    return float(np.sqrt(np.mean(err**2, axis=1)).max())
 
 
-def _continuity_break(samples: Sequence[FaceSample]) -> int | None:
+def _continuity_break(samples: Sequence[FaceSample], st: _Stack | None = None) -> int | None:
     """Index of the first frame whose face box jumps from the previous one, or whose landmarks
     no single homography maps from the previous frame's for most points (a cut), else None."""
+    st = st or _Stack(samples)
+    cut = np.median(_planar_errors_all(st.all[:-1], st.all[1:], st.iod[:-1]), axis=1) if len(samples) > 1 else []
     for i in range(1, len(samples)):
         t0, r0, b0, l0 = samples[i - 1].box
         t1, r1, b1, l1 = samples[i].box
@@ -222,11 +228,25 @@ def _continuity_break(samples: Sequence[FaceSample]) -> int | None:
         move = np.hypot((l1 + r1 - l0 - r0) / 2.0, (t1 + b1 - t0 - b0) / 2.0) / w0
         if move > MAX_BOX_JUMP or max(w0, w1) / min(w0, w1) > MAX_BOX_SCALE_JUMP:
             return i
-        iod = float(_eye_metrics(samples[i - 1])[0])
-        errors = _planar_errors(_landmark_array(samples[i - 1]), _landmark_array(samples[i]), iod)
-        if float(np.median(errors)) > MAX_CUT_MEDIAN:
+        if float(cut[i - 1]) > MAX_CUT_MEDIAN:
             return i
     return None
+
+
+def photometric_cut(frames: Sequence[np.ndarray], samples: Sequence[FaceSample], st: _Stack | None = None) -> bool:
+    """True when one frame pair is a photometric cut (see CUT_PIXEL_RATIO)."""
+    st = st or _Stack(samples)
+    steps = photometric_steps(frames, [s.box for s in samples], st.all)
+    if len(steps) < 3:
+        return False
+    top, typical = float(steps.max()), float(np.median(steps))
+    return top >= CUT_PIXEL_MIN and top >= CUT_PIXEL_RATIO * max(typical, 1e-4)
+
+
+def turn_jitter(turn: np.ndarray) -> float:
+    """Median absolute second difference of the turn parallax (IOD per frame^2): how far the
+    nose's off-plane position is from a smooth trajectory (see MAX_TURN_JITTER)."""
+    return float(np.median(np.abs(np.diff(turn, 2)))) if len(turn) > 2 else 0.0
 
 
 def _action_end(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray, start: int) -> int | None:
@@ -254,30 +274,43 @@ def _action_end(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray,
                 return i
         return None
     sign = 1.0 if action == "turn_left" else -1.0
-    base = float(np.median(turn[:3]))
+    off = sign * (turn - float(np.median(turn[:3])))
     held = 0
     for i in range(start, n):
-        held = held + 1 if sign * (turn[i] - base) > TURN_DELTA else 0
+        held = held + 1 if off[i] > TURN_DELTA else 0
         if held >= TURN_HOLD:
-            return i
+            # the rise of this excursion: from the last frame near the start pose to the first
+            # frame past TURN_DELTA (a one-frame step, a cut to another photo, is not a turn)
+            k = i
+            while k > 0 and off[k - 1] > TURN_DELTA:
+                k -= 1
+            j = k
+            while j > 0 and off[j] > TURN_DELTA / 2:
+                j -= 1
+            if k - j >= TURN_MIN_RISE_FRAMES:
+                return i
     return None
 
 
-def _pick_frames(samples: Sequence[FaceSample], ear: np.ndarray, turn: np.ndarray) -> list[int]:
+def _pick_frames(
+    samples: Sequence[FaceSample], ear: np.ndarray, turn: np.ndarray, sharpness: Callable[[int], float]
+) -> list[int]:
     """The frames to embed: the capture split into BEST_FRAMES equal parts in time, and in each
     the best frame (sharp, eyes open, close to the start pose). Spread in time so that a
-    splice of two people shows in the identity check."""
+    splice of two people shows in the identity check. Sharpness is measured only on the
+    PICK_CANDIDATES frames of each part with the most open eyes closest to the start pose."""
     n = len(samples)
     k = min(BEST_FRAMES, n)
     open_eyes = float(np.percentile(ear, 80)) or 1.0
     picked = []
     for part in np.array_split(np.arange(n), k):
 
-        def score(i: int) -> float:
+        def pose(i: int) -> float:
             eyes = min(1.0, float(ear[i]) / open_eyes)
-            return samples[i].sharpness * eyes / (1.0 + 10.0 * abs(float(turn[i] - turn[0])))
+            return eyes / (1.0 + 10.0 * abs(float(turn[i] - turn[0])))
 
-        picked.append(max((int(i) for i in part), key=score))
+        candidates = sorted((int(i) for i in part), key=pose, reverse=True)[:PICK_CANDIDATES]
+        picked.append(max(candidates, key=lambda i: sharpness(i) * pose(i)))
     return picked
 
 
@@ -287,6 +320,7 @@ def check_capture(
     challenge: Sequence[str],
     template: np.ndarray | None,
     threshold: float,
+    cohort: np.ndarray | None = None,
 ) -> CaptureDecision:
     """Decide one capture (see module docstring). Never raises for bad frames: refusals come
     back as ``CaptureDecision(accepted=False, code=...)``.
@@ -304,10 +338,26 @@ def check_capture(
     except TrackBreak as exc:
         return refuse(exc.code, exc.index)
 
-    def embed(i: int) -> np.ndarray:
-        return embed_face(frames[i], tracked.samples[i].box)
+    cache: dict[int, float] = {}
 
-    return decide_samples(tracked.samples, challenge=challenge, template=template, threshold=threshold, embed=embed)
+    def sharpness(i: int) -> float:
+        if i not in cache:
+            cache[i] = _face_sharpness(frames[i], tracked.samples[i].box)
+        return cache[i]
+
+    def embed_many(idx: Sequence[int]) -> np.ndarray:
+        return embed_faces([frames[i] for i in idx], [tracked.samples[i].box for i in idx])
+
+    return decide_samples(
+        tracked.samples,
+        challenge=challenge,
+        template=template,
+        threshold=threshold,
+        embed_many=embed_many,
+        sharpness=sharpness,
+        cohort=cohort,
+        frames=frames,
+    )
 
 
 def decide_samples(
@@ -317,10 +367,17 @@ def decide_samples(
     template: np.ndarray | None,
     threshold: float,
     embed: Callable[[int], np.ndarray] | None = None,
+    embed_many: Callable[[Sequence[int]], np.ndarray] | None = None,
+    sharpness: Callable[[int], float] | None = None,
+    cohort: np.ndarray | None = None,
+    frames: Sequence[np.ndarray] | None = None,
 ) -> CaptureDecision:
     """The decision part of :func:`check_capture` on already located frames (one face each,
     with landmarks). ``embed(i)`` returns frame i's embedding (default: ``samples[i].embedding``,
-    for samples from ``detect_single_face``); it is called only for the chosen frames. Split out
+    for samples from ``detect_single_face``), ``embed_many(indices)`` all chosen frames' at once
+    (one encoder batch); they are called only for the chosen frames. ``sharpness(i)`` measures
+    frame i on demand (default: ``samples[i].sharpness``). ``frames`` (the images) enables the
+    photometric cut test (``check_capture`` always passes them). Split out
     so a benchmark can try several challenges on one capture without re-detecting."""
 
     def refuse(code: str, used: int = 0, distance: float | None = None) -> CaptureDecision:
@@ -331,43 +388,54 @@ def decide_samples(
     if len(samples) < MIN_FRAMES:
         return refuse("challenge_not_done", len(samples))
     try:
-        for s in samples:
-            _eye_metrics(s)
-            _mouth_ratio(s)
+        st = _Stack(samples)
     except ProbeRejected as exc:
         return refuse(exc.code, len(samples))
-    if _continuity_break(samples) is not None:
+    if _continuity_break(samples, st) is not None:
         return refuse("not_continuous", len(samples))
-    if capture_planarity(samples) < MIN_PLANAR_RESIDUAL:
+    if frames is not None and photometric_cut(frames, samples, st):
+        return refuse("not_continuous", len(samples))
+    if capture_planarity(st) < MIN_PLANAR_RESIDUAL:
         return refuse("flat_surface", len(samples))
-    ear, mar, turn = action_signals(samples)
+    ear, mar, turn = action_signals(st)
+    if turn_jitter(turn) > MAX_TURN_JITTER:
+        return refuse("not_continuous", len(samples))
     pos = 0
     for action in challenge:
         end = _action_end(action, ear, mar, turn, pos)
         if end is None:
             return refuse("challenge_not_done", len(samples))
         pos = end + 1
-    picked = _pick_frames(samples, ear, turn)
+    sharp = sharpness if sharpness is not None else (lambda i: samples[i].sharpness)
+    picked = _pick_frames(samples, ear, turn, sharp)
     for i in picked:
         s = samples[i]
         if s.face_height_px < MIN_FACE_HEIGHT_PX:
             return refuse("face_too_small", len(picked))
-        if s.sharpness < MIN_SHARPNESS:
+        if sharp(i) < MIN_SHARPNESS:
             return refuse("too_blurry", len(picked))
     get = embed if embed is not None else (lambda i: np.asarray(samples[i].embedding, dtype=np.float64))
     try:
-        embeddings = np.stack([get(i) for i in picked])
+        embeddings = embed_many(picked) if embed_many is not None else np.stack([get(i) for i in picked])
     except ProbeRejected as exc:
         return refuse(exc.code, len(picked))
     mean = embeddings.mean(axis=0)
-    if max(face_distance(mean, e) for e in embeddings) > MAX_IDENTITY_SPREAD:
+    if identity_spread(embeddings) > MAX_IDENTITY_DISTANCE:
         return refuse("identity_changed", len(picked))
     if template is None:
         return CaptureDecision(True, None, None, len(picked), threshold, MODEL_VERSION)
-    distance = face_distance(template, mean)
-    if distance > threshold:
+    # One match decision per capture: the mean embedding of the chosen frames, with the cohort
+    # rule of lookups.faces.matching.decide (``cohort``: the other enrolled templates).
+    verdict = compare_embedding(template, mean, threshold=threshold, cohort=cohort)
+    distance = verdict.distance
+    if not verdict.matched:
         return refuse("no_match", len(picked), distance)
     return CaptureDecision(True, None, distance, len(picked), threshold, MODEL_VERSION)
+
+
+def identity_spread(embeddings: np.ndarray) -> float:
+    """Largest distance between two of the embedded frames."""
+    return max((face_distance(a, b) for k, a in enumerate(embeddings) for b in embeddings[k + 1 :]), default=0.0)
 
 
 def build_template_from_images(images: Sequence[np.ndarray]) -> np.ndarray:

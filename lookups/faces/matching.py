@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from lookups.faces.detection import FaceSample
+    from lookups.faces.samples import FaceSample
 
 
 def _dist_version(*names: str) -> str:
@@ -47,6 +47,13 @@ MODEL_VERSION: str = (
 #: (mean template) so that FMR <= 0.1 % there; see bench/face_calibration_notes.md.
 DEFAULT_THRESHOLD: float = 0.42
 
+#: Cohort rule (issue 10 item 6, look-alikes): a probe is accepted for template A only if it is
+#: nearer to A than to every *other enrolled* template by at least this much. A sister or a
+#: relative who is enrolled herself is nearer to her own template and is refused, whatever the
+#: global threshold. Tuning set (K=3..5): no genuine probe was within 0.05 of another template,
+#: every nearest-identity photo was; see bench/face_calibration_notes.md.
+COHORT_MARGIN: float = 0.03
+
 
 TEMPLATE_DIM = 128
 _TEMPLATE_DTYPE = np.dtype("<f8")
@@ -63,6 +70,8 @@ class Verdict:
     model_version: str
     detect_ms: int
     encode_ms: int
+    #: Distance to the nearest other enrolled template (cohort), None without a cohort.
+    cohort_distance: float | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,19 +114,79 @@ def face_distance(template: np.ndarray, embedding: np.ndarray) -> float:
     return float(np.linalg.norm(a - b))
 
 
-def compare(template: np.ndarray, sample: FaceSample, *, threshold: float | None = None) -> Verdict:
-    """1:1 decision: ``matched = distance <= threshold`` (DEFAULT_THRESHOLD when None)."""
-    t = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-    if not (0.0 < t < 2.0) or not math.isfinite(t):
-        raise ValueError("threshold must be in (0, 2)")
-    distance = face_distance(template, sample.embedding)
+def _as_cohort(cohort: Any) -> np.ndarray | None:
+    """``None``/empty -> None; else an (N, 128) float64 array of finite values."""
+    if cohort is None:
+        return None
+    arr = np.asarray(cohort, dtype=np.float64)
+    if arr.size == 0:
+        return None
+    if arr.ndim != 2 or arr.shape[1] != TEMPLATE_DIM:
+        raise ValueError(f"cohort must have shape (N, {TEMPLATE_DIM}), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("cohort contains non-finite values")
+    return arr
+
+
+def cohort_distance(cohort: Any, embedding: np.ndarray) -> float | None:
+    """Distance from ``embedding`` to the nearest template of ``cohort`` (None if empty)."""
+    arr = _as_cohort(cohort)
+    if arr is None:
+        return None
+    return float(np.min(np.linalg.norm(arr - _as_vector(embedding, "embedding"), axis=1)))
+
+
+def decide(distance: float, threshold: float, nearest_other: float | None, margin: float = COHORT_MARGIN) -> bool:
+    """The match rule: within ``threshold`` of the claimed template AND (with a cohort) nearer
+    to it than to any other enrolled template by at least ``margin``."""
+    if distance > threshold:
+        return False
+    return nearest_other is None or distance + margin <= nearest_other
+
+
+def compare(
+    template: np.ndarray,
+    sample: FaceSample,
+    *,
+    threshold: float | None = None,
+    cohort: Any = None,
+) -> Verdict:
+    """1:1 decision on one sample: :func:`compare_embedding` on ``sample.embedding``."""
+    verdict = compare_embedding(template, sample.embedding, threshold=threshold, cohort=cohort)
     return Verdict(
-        matched=distance <= t,
-        distance=distance,
-        threshold=t,
+        matched=verdict.matched,
+        distance=verdict.distance,
+        threshold=verdict.threshold,
         model_version=MODEL_VERSION,
         detect_ms=int(sample.detect_ms),
         encode_ms=int(sample.encode_ms),
+        cohort_distance=verdict.cohort_distance,
+    )
+
+
+def compare_embedding(
+    template: np.ndarray,
+    embedding: np.ndarray,
+    *,
+    threshold: float | None = None,
+    cohort: Any = None,
+) -> Verdict:
+    """1:1 decision: ``matched = distance <= threshold`` (DEFAULT_THRESHOLD when None) and,
+    when ``cohort`` (the other enrolled templates, N x 128, never the claimed one) is given,
+    the cohort rule of :func:`decide`. The cohort only ever refuses; it never accepts."""
+    t = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    if not (0.0 < t < 2.0) or not math.isfinite(t):
+        raise ValueError("threshold must be in (0, 2)")
+    distance = face_distance(template, embedding)
+    nearest_other = cohort_distance(cohort, embedding)
+    return Verdict(
+        matched=decide(distance, t, nearest_other),
+        distance=distance,
+        threshold=t,
+        model_version=MODEL_VERSION,
+        detect_ms=0,
+        encode_ms=0,
+        cohort_distance=nearest_other,
     )
 
 

@@ -1,16 +1,21 @@
 """Face tracking through a capture (issue 11). No Django imports in this module.
 
-:func:`track_faces` detects the face once on the first frame (whole frame, HOG upsample 0, then
-1), then on each next frame searches only an enlarged region around the last box, downscaled so
-the face is about ``TRACK_FACE_PX`` high (HOG at upsample 0 on a small crop: a few ms instead of
-a whole-frame detection). The 68 landmarks are predicted in the found box on the full frame.
-Every ``FULL_SCAN_EVERY`` frames the whole frame is scanned again (upsample 0) so a second face
-that enters the picture is seen. Nothing is embedded here: the caller embeds only the frames it
-chooses (:func:`embed_face`).
+:func:`track_faces` detects the face once, on the first frame (HOG on the frame scaled to
+``SCAN_LONG_SIDE``; whole frame at full size, then upsampled, only when that finds nothing).
+On each next frame the 68 landmarks are *predicted* in the box carried over from the previous
+frame (dlib's shape predictor, ~1 ms; no detection): the box follows the landmarks by the
+similarity transform of their rigid points (brows, eyes, nose), and when the face moved more
+than ``REFINE_SHIFT`` box widths the landmarks are predicted once more in the moved box.
+Every ``HOG_CHECK_EVERY`` frames a HOG detection in a small crop around the box checks that a
+face really is there and where the landmarks say (else ``not_continuous``; a second face in
+the crop is ``several_faces``), and re-anchors the box. Every ``FULL_SCAN_EVERY`` frames the
+whole frame is scanned again (at ``SCAN_LONG_SIDE``) so a second face that enters the picture
+is seen. Nothing is embedded here: the caller embeds only the frames it chooses
+(:func:`embed_face`).
 
 Refusals (``TrackBreak.code``): ``no_face`` (nothing on the first frame), ``several_faces`` (two
-faces in the first frame, in the search region or in a periodic scan), ``not_continuous`` (the
-face is not found near its last position: a jump or a cut), plus the quality-gate codes of the
+faces in the first frame, in a check crop or in a periodic scan), ``not_continuous`` (the face
+is not found where the landmarks put it: a jump or a cut), plus the quality-gate codes of the
 first frame (``face_too_small``, ``too_dark``).
 """
 
@@ -24,15 +29,37 @@ from PIL import Image
 
 from lookups.faces.detection import FaceSample, _fr
 from lookups.faces.errors import ProbeRejected
-from lookups.faces.images import MIN_BRIGHTNESS, MIN_FACE_HEIGHT_PX, _clip_box, _face_brightness, _face_sharpness
+from lookups.faces.images import MIN_BRIGHTNESS, MIN_FACE_HEIGHT_PX, _clip_box
 from lookups.faces.matching import TEMPLATE_DIM
 
-#: The search region is the last box enlarged by this factor (about its centre).
-SEARCH_SCALE = 2.2
-#: The search crop is scaled so the last face is about this many pixels high.
-TRACK_FACE_PX = 110
-#: Whole-frame rescan (upsample 0) every this many frames, for a second face.
+#: The HOG check crop is the box enlarged by this factor (about its centre); after a fast
+#: move (the landmarks moved the box by more than REFINE_SHIFT) by MOTION_SEARCH_SCALE.
+SEARCH_SCALE = 1.6
+MOTION_SEARCH_SCALE = 2.2
+#: The check crop is scaled so the face is about this many pixels high (HOG's window is 80).
+TRACK_FACE_PX = 84
+#: HOG check of the tracked box every this many frames.
+HOG_CHECK_EVERY = 7
+#: Whole-frame rescan every this many frames, for a second face.
 FULL_SCAN_EVERY = 15
+#: Whole-frame scans run on the frame scaled to this long side (HOG then sees faces from
+#: 80 / scale px, i.e. faces from 31 % of the frame's long side).
+SCAN_LONG_SIDE = 256
+#: Least overlap (intersection over union) of the HOG box with the landmark-tracked box.
+MIN_CHECK_IOU = 0.35
+#: When the landmarks move the box by more than this (box widths) from the box they were
+#: predicted in, the face moved fast: the shape predictor lags behind it (its landmarks
+#: partly follow the box), so HOG finds the face in a wide crop and the landmarks are
+#: predicted again in the found box.
+REFINE_SHIFT = 0.05
+#: ... and the same when the new landmarks fit the previous frame's badly (median affine error
+#: in inter-ocular distances; live frames well tracked: mostly below 0.03).
+REFIT_ERROR = 0.045
+
+# 68-point indices (iBUG order) of the points that do not move with the jaw or the eyelids.
+_RIGID = np.r_[17:27, 27:36, 36:37, 39:40, 42:43, 45:46]
+
+Box = tuple[int, int, int, int]  # (top, right, bottom, left)
 
 
 class TrackBreak(Exception):
@@ -44,7 +71,7 @@ class TrackBreak(Exception):
 
 @dataclass(frozen=True)
 class TrackedCapture:
-    samples: list[FaceSample]  # one per frame; ``embedding`` is a zero placeholder
+    samples: list[FaceSample]  # one per frame; ``embedding`` is a zero placeholder, ``sharpness`` NaN
     full_scans: int
     crop_detections: int
 
@@ -53,97 +80,184 @@ _PLACEHOLDER = np.zeros(TEMPLATE_DIM)
 _PLACEHOLDER.setflags(write=False)
 
 
-def _landmarks(image: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, list[tuple[int, int]]] | None:
-    found = _fr().face_landmarks(image, face_locations=[box], model="large")
-    if not found:
-        return None
-    return {k: [(int(x), int(y)) for x, y in v] for k, v in found[0].items()}
+def _as_dict(p: np.ndarray) -> dict[str, list[tuple[int, int]]]:
+    """68 points -> ``face_recognition.face_landmarks`` layout (same keys and order)."""
+    q = [(int(x), int(y)) for x, y in p]
+    return {
+        "chin": q[0:17],
+        "left_eyebrow": q[17:22],
+        "right_eyebrow": q[22:27],
+        "nose_bridge": q[27:31],
+        "nose_tip": q[31:36],
+        "left_eye": q[36:42],
+        "right_eye": q[42:48],
+        "top_lip": q[48:55] + [q[64], q[63], q[62], q[61], q[60]],
+        "bottom_lip": q[54:60] + [q[48], q[60], q[67], q[66], q[65], q[64]],
+    }
 
 
-def _sample(image: np.ndarray, box: tuple[int, int, int, int]) -> FaceSample:
+def _predict(image: np.ndarray, box: Box) -> np.ndarray:
+    import dlib
+
+    top, right, bottom, left = box
+    shape = _fr().api.pose_predictor_68_point(image, dlib.rectangle(left, top, right, bottom))
+    return np.array([(pt.x, pt.y) for pt in shape.parts()], dtype=np.float64)
+
+
+def _carry_box(ref_box: Box, ref_pts: np.ndarray, pts: np.ndarray, height: int, width: int) -> Box:
+    """``ref_box`` (the last detector box) moved as the rigid landmarks moved from ref_pts to
+    pts. Its size stays the detector's: the shape predictor's own scale error would otherwise
+    feed back from frame to frame (the box shrinks or grows with it)."""
+    dx, dy = np.median(pts[_RIGID] - ref_pts[_RIGID], axis=0)
+    top, right, bottom, left = ref_box
+    box = (top + dy, right + dx, bottom + dy, left + dx)
+    return _clip_box(tuple(round(v) for v in box), height, width)
+
+
+def _iou(a: Box, b: Box) -> float:
+    h = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    w = max(0, min(a[1], b[1]) - max(a[3], b[3]))
+    inter = h * w
+    area = (a[2] - a[0]) * (a[1] - a[3]) + (b[2] - b[0]) * (b[1] - b[3]) - inter
+    return inter / area if area > 0 else 0.0
+
+
+def _hog(image: np.ndarray, scale: float, upsample: int = 0) -> list[Box]:
+    """HOG boxes on ``image`` scaled by ``scale``, in the image's own pixels."""
     height, width = image.shape[:2]
-    return FaceSample(
-        embedding=_PLACEHOLDER,
-        box=box,
-        face_height_px=box[2] - box[0],
-        brightness=_face_brightness(image, box),
-        sharpness=_face_sharpness(image, box),
-        landmarks=_landmarks(image, box),
-        image_size=(width, height),
-    )
+    small = image
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+    found = _fr().face_locations(small, number_of_times_to_upsample=upsample, model="hog")
+    return [_clip_box(tuple(round(v / scale) for v in b), height, width) for b in found]
 
 
-def _search(image: np.ndarray, last: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+def _scan(image: np.ndarray) -> list[Box]:
+    """Whole-frame scan at SCAN_LONG_SIDE (upsample 0)."""
+    return _hog(image, min(1.0, SCAN_LONG_SIDE / max(image.shape[:2])))
+
+
+def _search(image: np.ndarray, last: Box, enlarge: float = SEARCH_SCALE) -> list[Box]:
     """Face boxes (full-frame pixels) found in the enlarged region around ``last``."""
     height, width = image.shape[:2]
     top, right, bottom, left = last
     cy, cx = (top + bottom) / 2.0, (left + right) / 2.0
-    half = SEARCH_SCALE * max(bottom - top, right - left) / 2.0
+    half = enlarge * max(bottom - top, right - left) / 2.0
     y0, y1 = max(0, int(cy - half)), min(height, int(cy + half))
     x0, x1 = max(0, int(cx - half)), min(width, int(cx + half))
     if y1 - y0 < 8 or x1 - x0 < 8:
         return []
-    crop = image[y0:y1, x0:x1]
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1])
     scale = min(1.0, TRACK_FACE_PX / max(bottom - top, 1))
-    if scale < 1.0:
-        size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
-        crop = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
-    fr = _fr()
-    boxes = fr.face_locations(crop, number_of_times_to_upsample=0, model="hog")
+    boxes = _hog(crop, scale) or _hog(crop, scale, upsample=1)
+    return [_clip_box((t + y0, r + x0, b + y0, lft + x0), height, width) for t, r, b, lft in boxes]
+
+
+def _first_box(image: np.ndarray) -> Box:
+    height, width = image.shape[:2]
+    boxes = _scan(image)
     if not boxes:
-        boxes = fr.face_locations(crop, number_of_times_to_upsample=1, model="hog")
-    out = []
-    for t, r, b, lft in boxes:
-        box = (y0 + t / scale, x0 + r / scale, y0 + b / scale, x0 + lft / scale)
-        out.append(_clip_box(tuple(round(v) for v in box), height, width))
-    return out
+        boxes = _hog(image, 1.0) or _hog(image, 1.0, upsample=1)
+    if not boxes:
+        raise TrackBreak("no_face", 0)
+    if len(boxes) > 1:
+        raise TrackBreak("several_faces", 0)
+    box = _clip_box(boxes[0], height, width)
+    if box[2] - box[0] < MIN_FACE_HEIGHT_PX:
+        raise TrackBreak("face_too_small", 0)
+    if _brightness(image, box) < MIN_BRIGHTNESS:
+        raise TrackBreak("too_dark", 0)
+    return box
+
+
+def _brightness(image: np.ndarray, box: Box) -> float:
+    """Mean luma of the face box on every 3rd pixel (the gate's measure, cheaper)."""
+    top, right, bottom, left = box
+    crop = image[top:bottom:3, left:right:3].astype(np.float32)
+    if crop.size == 0:
+        return 0.0
+    return float((0.299 * crop[..., 0] + 0.587 * crop[..., 1] + 0.114 * crop[..., 2]).mean())
+
+
+def _check(image: np.ndarray, box: Box, i: int, *, scan: bool, strict: bool = True) -> Box | None:
+    """HOG check of the tracked ``box`` on frame i: the found box (re-anchor), or None when a
+    whole-frame scan at reduced size did not see the face (the crop check then runs).
+    ``strict``: the found box must overlap ``box`` (periodic checks); else (the landmarks say
+    the face moved fast) any one face in the wider crop around ``box`` is taken."""
+    boxes = _scan(image) if scan else _search(image, box, SEARCH_SCALE if strict else MOTION_SEARCH_SCALE)
+    if scan and len(boxes) > 1:
+        raise TrackBreak("several_faces", i)
+    near = [b for b in boxes if not strict or _iou(b, box) >= MIN_CHECK_IOU]
+    if scan:
+        return near[0] if near else None
+    if len(boxes) > 1:
+        raise TrackBreak("several_faces", i)
+    if not near:
+        raise TrackBreak("not_continuous", i)
+    return near[0]
+
+
+def _fit_error(prev: np.ndarray, pts: np.ndarray) -> float:
+    """Median error (in inter-ocular distances) of the best affine map of the previous frame's
+    68 landmarks onto these: high when the predictor fitted a face that moved out of its box."""
+    a = np.c_[prev, np.ones(len(prev))]
+    coef, *_ = np.linalg.lstsq(a, pts, rcond=None)
+    iod = float(np.linalg.norm(prev[36:42].mean(axis=0) - prev[42:48].mean(axis=0))) or 1.0
+    return float(np.median(np.linalg.norm(a @ coef - pts, axis=1))) / iod
+
+
+def _shift(a: Box, b: Box) -> float:
+    """Centre distance of two boxes in widths of ``a``."""
+    return float(np.hypot(b[0] + b[2] - a[0] - a[2], b[1] + b[3] - a[1] - a[3])) / (2.0 * max(a[1] - a[3], 1))
 
 
 def track_faces(frames: Sequence[np.ndarray]) -> TrackedCapture:
     """Track the one face through ``frames`` (see module docstring). Raises :class:`TrackBreak`."""
-    fr = _fr()
     samples: list[FaceSample] = []
     full_scans = crops = 0
-    last: tuple[int, int, int, int] | None = None
+    ref_box: Box | None = None
+    ref_pts = pts = np.zeros((68, 2))
     for i, image in enumerate(frames):
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise TrackBreak("unreadable", i)
         height, width = image.shape[:2]
-        if last is None:
+        if ref_box is None:
             full_scans += 1
-            boxes = fr.face_locations(image, number_of_times_to_upsample=0, model="hog")
-            if not boxes:
-                boxes = fr.face_locations(image, number_of_times_to_upsample=1, model="hog")
-            if not boxes:
-                raise TrackBreak("no_face", i)
-            if len(boxes) > 1:
-                raise TrackBreak("several_faces", i)
-            box = _clip_box(boxes[0], height, width)
-            if box[2] - box[0] < MIN_FACE_HEIGHT_PX:
-                raise TrackBreak("face_too_small", i)
-            if _face_brightness(image, box) < MIN_BRIGHTNESS:
-                raise TrackBreak("too_dark", i)
+            box = ref_box = _first_box(image)
+            pts = ref_pts = _predict(image, box)
         else:
-            crops += 1
-            boxes = _search(image, last)
-            if not boxes:
-                raise TrackBreak("not_continuous", i)
-            if len(boxes) > 1:
-                raise TrackBreak("several_faces", i)
-            box = boxes[0]
+            used = _carry_box(ref_box, ref_pts, pts, height, width)
+            prev, pts = pts, _predict(image, used)
+            box = _carry_box(ref_box, ref_pts, pts, height, width)
+            moved = _shift(used, box) > REFINE_SHIFT or _fit_error(prev, pts) > REFIT_ERROR
+            found = None
             if i % FULL_SCAN_EVERY == 0:
                 full_scans += 1
-                if len(fr.face_locations(image, number_of_times_to_upsample=0, model="hog")) > 1:
-                    raise TrackBreak("several_faces", i)
-        sample = _sample(image, box)
-        if not sample.landmarks:
-            raise TrackBreak("no_face", i)
-        samples.append(sample)
-        last = box
+                found = _check(image, box, i, scan=True)
+            if found is None and (moved or i % HOG_CHECK_EVERY == 0):
+                crops += 1
+                found = _check(image, box, i, scan=False, strict=not moved)
+            if found is not None:  # re-anchor the box on the detector's
+                if _shift(used, found) > REFINE_SHIFT:
+                    pts = _predict(image, found)
+                box = ref_box = found
+                ref_pts = pts
+        samples.append(
+            FaceSample(
+                embedding=_PLACEHOLDER,
+                box=box,
+                face_height_px=box[2] - box[0],
+                brightness=_brightness(image, box),
+                sharpness=float("nan"),  # measured on demand (liveness: only frames it may embed)
+                landmarks=_as_dict(pts),
+                image_size=(width, height),
+            )
+        )
     return TrackedCapture(samples, full_scans, crops)
 
 
-def embed_face(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+def embed_face(image: np.ndarray, box: Box) -> np.ndarray:
     """128-d embedding of the face at ``box`` (same setting as ``detect_single_face``)."""
     enc = _fr().face_encodings(image, known_face_locations=[box], num_jitters=1, model="small")
     if len(enc) != 1:  # pragma: no cover - the encoder returns one per location
@@ -152,3 +266,22 @@ def embed_face(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     if not np.all(np.isfinite(vec)):  # pragma: no cover - defensive
         raise ProbeRejected("unreadable")
     return vec
+
+
+def embed_faces(images: Sequence[np.ndarray], boxes: Sequence[Box]) -> np.ndarray:
+    """Embeddings of the faces at ``boxes`` (one per image) in one encoder batch: the same
+    5-point alignment and 150 px chip as ``face_encodings(..., known_face_locations=[box])``
+    (``detect_single_face``), so the vectors match a one-by-one encoding."""
+    import dlib
+
+    api = _fr().api
+    chips = []
+    for image, (top, right, bottom, left) in zip(images, boxes, strict=True):
+        shape = api.pose_predictor_5_point(image, dlib.rectangle(left, top, right, bottom))
+        chips.append(dlib.get_face_chip(image, shape, size=150, padding=0.25))
+    out = np.asarray(api.face_encoder.compute_face_descriptor(chips), dtype=np.float64).reshape(
+        len(chips), TEMPLATE_DIM
+    )
+    if not np.all(np.isfinite(out)):  # pragma: no cover - defensive
+        raise ProbeRejected("unreadable")
+    return out

@@ -286,7 +286,12 @@ def _report(ctx: _Context, report: dict[str, Any], where: str, now: dt.datetime)
         )
     if status == WITHDRAWN_STATUS:  # only the identifier matters: the report is withdrawn
         return _Report(identifier, status, "", None, [])
-    contained = {c.get("id"): c for c in report.get("contained", []) if isinstance(c, dict) and c.get("id")}
+    # References are strings ("#id"): only contained resources with a string id can be named.
+    contained: dict[str, dict[str, Any]] = {
+        c["id"]: c
+        for c in report.get("contained", [])
+        if isinstance(c, dict) and c.get("id") and isinstance(c["id"], str)
+    }
     subject = _ref_id(report.get("subject"))
     if not subject:
         raise DeliveryRefused(

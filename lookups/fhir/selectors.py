@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
+from django.db.models import QuerySet
+
 from guardians.models import Person
 
 from .models import LabReport, PendingLabResult
@@ -26,7 +28,7 @@ def results_mark_corrections(results: Sequence) -> Sequence:
     return results
 
 
-def pending_for_clinics(clinic_ids):
+def pending_for_clinics(clinic_ids: Iterable[int]) -> QuerySet[PendingLabResult]:
     """Results waiting for a registration in these clinics, newest first, without payloads."""
     return (
         PendingLabResult.objects.filter(clinic_id__in=list(clinic_ids))

@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from guardians import permissions
+from guardians.typing import AuthenticatedHttpRequest
 from lookups.audit import Actor
 
 from . import selectors, services
@@ -41,12 +42,13 @@ def _desk(view):
     return never_cache(wrapped)
 
 
-def _render(request: HttpRequest, status: int = 200) -> HttpResponse:
+def _render(request: AuthenticatedHttpRequest, status: int = 200) -> HttpResponse:
     clinics = permissions.staff_clinics(request.user, ACTION)
     waiting = list(selectors.pending_for_clinics(clinics.values_list("pk", flat=True))[:200])
     retention = services.pending_retention()
     for pending in waiting:
-        pending.discard_from = pending.received_at + retention
+        # A display value for the template, not a model field.
+        setattr(pending, "discard_from", pending.received_at + retention)  # noqa: B010
     return render(
         request,
         "staff/fhir_pending.html",
@@ -57,13 +59,13 @@ def _render(request: HttpRequest, status: int = 200) -> HttpResponse:
 
 @_desk
 @require_http_methods(["GET", "HEAD"])
-def pending_list(request: HttpRequest) -> HttpResponse:
+def pending_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _render(request)
 
 
 @_desk
 @require_POST
-def pending_discard(request: HttpRequest, pending_id: int) -> HttpResponse:
+def pending_discard(request: AuthenticatedHttpRequest, pending_id: int) -> HttpResponse:
     try:
         services.pending_discard(
             actor=Actor.from_request(request), pending_id=pending_id, reason=request.POST.get("reason", "")

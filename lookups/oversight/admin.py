@@ -14,7 +14,7 @@ import datetime as dt
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone, translation
@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy, pgettext
 
 from guardians import permissions
 from guardians.models import Person
+from guardians.typing import AuthenticatedHttpRequest
 
 from ..audit import Actor
 from ..models import AnomalyFlag, AuditEvent
@@ -129,24 +130,26 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("clinic"), ordering="clinic")
     def clinic_col(self, obj: AuditEvent) -> str:
-        return obj.clinic.name if obj.clinic_id else "–"
+        return obj.clinic.name if obj.clinic is not None else "–"
 
     @admin.display(description=gettext_lazy("subject"))
     def subject_link(self, obj: AuditEvent):
-        if obj.subject_id is None:
+        subject = obj.subject
+        if subject is None:
             return "–"
-        url = reverse("admin:lookups_auditevent_elder_report", args=[obj.subject.public_id])
-        return format_html('<a href="{}">{}</a>', url, obj.subject.full_name)
+        url = reverse("admin:lookups_auditevent_elder_report", args=[subject.public_id])
+        return format_html('<a href="{}">{}</a>', url, subject.full_name)
 
     @admin.display(description=gettext_lazy("reports"))
     def reports(self, obj: AuditEvent):
         links = []
-        if obj.subject_id:
+        subject = obj.subject
+        if subject is not None:
             links.append(
                 format_html(
                     '<a href="{}">{}</a>',
-                    reverse("admin:lookups_auditevent_elder_report", args=[obj.subject.public_id]),
-                    _("Access report of %(name)s") % {"name": obj.subject.full_name},
+                    reverse("admin:lookups_auditevent_elder_report", args=[subject.public_id]),
+                    _("Access report of %(name)s") % {"name": subject.full_name},
                 )
             )
         person = Person.objects.filter(user_id=obj.actor_id).first() if obj.actor_id else None
@@ -177,19 +180,20 @@ class AuditEventAdmin(admin.ModelAdmin):
         ]
         return extra + super().get_urls()
 
-    def _require_auditor(self, request: HttpRequest) -> None:
+    def _require_auditor(self, request: AuthenticatedHttpRequest) -> None:
         if not permissions.can_view_audit(request.user):
             raise PermissionDenied
 
     def _context(self, request: HttpRequest, title: str, **extra):
         return {**self.admin_site.each_context(request), "opts": self.model._meta, "title": title, **extra}
 
-    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+    def dashboard_view(self, request: AuthenticatedHttpRequest) -> HttpResponse:
         self._require_auditor(request)
         today = timezone.localdate()
-        initial = {"since": today - dt.timedelta(days=29), "until": today, "clinic": ""}
+        since, until = today - dt.timedelta(days=29), today
+        clinic_id: int | None = None
+        initial = {"since": since, "until": until, "clinic": ""}
         form = DashboardForm(request.GET if "since" in request.GET else None, initial=initial, user=request.user)
-        since, until, clinic_id = initial["since"], initial["until"], None
         if form.is_bound and form.is_valid():
             since, until = form.cleaned_data["since"], form.cleaned_data["until"]
             clinic_id = int(form.cleaned_data["clinic"]) if form.cleaned_data["clinic"] else None
@@ -225,7 +229,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         )
         return TemplateResponse(request, "admin/oversight/dashboard.html", context)
 
-    def reports_view(self, request: HttpRequest) -> HttpResponse:
+    def reports_view(self, request: AuthenticatedHttpRequest) -> HttpResponse:
         """Find a person (name prefix, within the auditor's clinics) to open their reports."""
         self._require_auditor(request)
         query = (request.GET.get("q") or "").strip()[:100]
@@ -240,7 +244,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         context = self._context(request, _("Access reports"), query=query, people=people)
         return TemplateResponse(request, "admin/oversight/reports.html", context)
 
-    def elder_report_view(self, request: HttpRequest, public_id) -> HttpResponse:
+    def elder_report_view(self, request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
         self._require_auditor(request)
         elder = selectors.person_for_auditor(request.user, public_id)
         if elder is None:
@@ -270,7 +274,7 @@ class AuditEventAdmin(admin.ModelAdmin):
             response["Content-Language"] = translation.get_language()
         return response
 
-    def guardian_activity_view(self, request: HttpRequest, public_id) -> HttpResponse:
+    def guardian_activity_view(self, request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
         self._require_auditor(request)
         guardian = selectors.person_for_auditor(request.user, public_id)
         if guardian is None:
@@ -293,7 +297,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         )
         return TemplateResponse(request, "admin/oversight/guardian_activity.html", context)
 
-    def export_view(self, request: HttpRequest) -> HttpResponse:
+    def export_view(self, request: AuthenticatedHttpRequest) -> HttpResponseBase:
         """A form, then the period's events as CSV (spreadsheet) or, with ``format=jsonl``, as the
         verification bundle checked by ``python -m lookups.audit_verify``; streamed in chain order."""
         self._require_auditor(request)

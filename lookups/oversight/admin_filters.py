@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
+from typing import cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -33,7 +36,7 @@ class InputFilter(admin.ListFilter):
 
     parameter_name = ""
     template = "admin/oversight/input_filter.html"
-    placeholder = ""
+    placeholder: str | Promise = ""
 
     def __init__(self, request, params, model, model_admin):
         super().__init__(request, params, model, model_admin)
@@ -42,7 +45,7 @@ class InputFilter(admin.ListFilter):
             self.used_parameters[self.parameter_name] = params.pop(self.parameter_name)[-1]
 
     def value(self) -> str:
-        return (self.used_parameters.get(self.parameter_name) or "").strip()
+        return str(self.used_parameters.get(self.parameter_name) or "").strip()
 
     def has_output(self) -> bool:
         return True
@@ -134,7 +137,7 @@ class PeriodFilter(admin.ListFilter):
 
 
 class FixedChoicesFilter(admin.SimpleListFilter):
-    choices_list: list[tuple[str, str]] = []
+    choices_list: Sequence[tuple[str, object]] = ()  # (code, label): only the codes are read here
     field = ""
 
     label = staticmethod(lambda code: code)
@@ -193,7 +196,8 @@ class PeriodForm(forms.Form):
     )
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("since") and data.get("until") and data["until"] < data["since"]:
             raise forms.ValidationError(_("The period ends before it starts."))
         return data
@@ -208,7 +212,7 @@ class DashboardForm(PeriodForm):
         super().__init__(*args, **kwargs)
         scope = permissions.audit_clinic_ids(user)
         clinics = Clinic.objects.all() if scope is None else Clinic.objects.filter(pk__in=scope)
-        self.fields["clinic"].choices = [("", _("All my clinics"))] + [
+        cast(forms.ChoiceField, self.fields["clinic"]).choices = [("", _("All my clinics"))] + [
             (str(pk), name) for pk, name in clinics.order_by("name").values_list("pk", "name")
         ]
 

@@ -3,7 +3,7 @@ authorization registered, approved, revoked or about to expire.
 
 Exactly once per event: ``notice_queue`` creates the ``Notice`` row in the caller's
 transaction (the one that writes the event), unique per (kind, object_key), and enqueues
-``send_notice`` with ``delay_on_commit``. ``notice_send`` locks the row, returns at once
+``send_notice`` after commit (``lookups.task_queue``, by name). ``notice_send`` locks the row, returns at once
 if it was already sent, and records per channel (email, SMS) what went out, so a task that
 is retried or redelivered never sends a message twice. Sending never blocks a lookup: it
 happens on the Celery ``default`` queue (published after commit, like ``delay_on_commit``,
@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from guardians import permissions, phones
 from guardians.models import Authorization, Person
 
+from .. import task_queue
 from ..audit import Actor, audit_record
 from ..models import LookupRequest, Notice
 from .notices_lab import LAB_KINDS, lab_notice_text, lab_sms_params
@@ -76,10 +77,8 @@ def notice_queue(*, actor: Actor, kind: str, object_key: str, person: Person, co
 def _enqueue(notice_id: int) -> None:
     """Publish ``send_notice`` after commit. A broker outage never fails the caller's request:
     the notice stays pending and ``notices_requeue_stale`` (beat) publishes it again."""
-    from ..tasks import send_notice
-
     try:
-        send_notice.delay(notice_id)
+        task_queue.publish(task_queue.SEND_NOTICE, notice_id)
     except Exception:
         logger.warning("notice %s could not be queued now; the beat task will retry", notice_id, exc_info=True)
 

@@ -1,14 +1,15 @@
 """Reads for the audit views, always scoped by ``guardians.permissions``.
 
 Every query here is bounded (a page, a period, a row limit) and served by an index on
-``lookups_auditevent``: (subject, -sequence), (actor, -sequence), (action, -sequence),
-(clinic, -sequence), (action, created_at) or (created_at).
+``lookups_auditevent``: (subject, sequence), (actor, sequence), (action, sequence),
+(clinic, sequence) (read backwards for newest first) or (created_at).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ def audit_events_for(user: User) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(clinic_id__in=sorted(clinic_ids))
 
 
-def person_for_auditor(user: User, public_id) -> Person | None:
+def person_for_auditor(user: User, public_id: uuid.UUID | str) -> Person | None:
     """A person whose reports ``user`` may read, or None (the view answers 404)."""
     try:
         return permissions.people_visible_to_auditor(user).select_related("clinic", "user").get(public_id=public_id)
@@ -99,7 +100,7 @@ def elder_report(user: User, elder: Person, start: dt.datetime, end: dt.datetime
     """Who looked up ``elder``, when and with what outcome, plus staff views and notices.
 
     Bounded to REPORT_ROW_LIMIT events of the period (newest first), read through the
-    (subject, -sequence) index; a fixed number of queries whatever the size of the log.
+    (subject, sequence) index; a fixed number of queries whatever the size of the log.
     """
     events = list(
         audit_events_for(user)
@@ -188,7 +189,7 @@ class GuardianActivity:
 
 
 def guardian_activity(user: User, guardian: Person, start: dt.datetime, end: dt.datetime) -> GuardianActivity:
-    """What one guardian's account did in the period, read through the (actor, -sequence) index."""
+    """What one guardian's account did in the period, read through the (actor, sequence) index."""
     events: list[AuditEvent] = []
     if guardian.user_id is not None:
         events = list(
@@ -315,7 +316,7 @@ def dashboard_data(
 ) -> DashboardData:
     """Per local day over the last ``days`` days: lookup outcomes and OTP/face failure rates.
 
-    One grouped query over the (action, created_at) index.
+    One grouped query over the (created_at) index.
     """
     today = today or timezone.localdate()
     first = today - dt.timedelta(days=days - 1)

@@ -5,9 +5,9 @@ denied / cancelled / expired.
 
 Every transition locks the lookup row (``select_for_update`` inside ``atomic``; lock order
 is always lookup, then face check, then user), refuses illegal starting states, re-checks
-the authorization, writes its audit event in the same transaction and enqueues Celery
-work with ``delay_on_commit``. Refusals are decided inside the transaction but raised after
-it commits, so the denial and its audit event are kept.
+the authorization, writes its audit event in the same transaction and publishes Celery
+work after commit (``lookups.task_queue.publish_on_commit``). Refusals are decided inside
+the transaction but raised after it commits, so the denial and its audit event are kept.
 
 Modules: ``common`` (errors, lock and guard helpers), ``steps`` (the guardian's steps),
 ``probes`` (probe files), ``face_checks`` (the worker's run and verdict), ``results``

@@ -5,9 +5,9 @@ denied / cancelled / expired.
 
 Every transition locks the lookup row (``select_for_update`` inside ``atomic``; lock order
 is always lookup, then face check, then user), refuses illegal starting states, re-checks
-the authorization, writes its audit event in the same transaction and enqueues Celery
-work with ``delay_on_commit``. Refusals are decided inside the transaction but raised after
-it commits, so the denial and its audit event are kept.
+the authorization, writes its audit event in the same transaction and publishes Celery
+work after commit (``lookups.task_queue.publish_on_commit``). Refusals are decided inside
+the transaction but raised after it commits, so the denial and its audit event are kept.
 
 
 This module: the shared errors and the lock/guard helpers every transition uses.
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db import models
 from django.utils import timezone
 
 from guardians.models import User
@@ -87,8 +88,8 @@ def _audit_step(
     actor: Actor,
     action: str,
     outcome: str,
-    target=None,
-    details: dict | None = None,
+    target: models.Model | None = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Audit one step of ``lookup``: the elder is the subject, their clinic the clinic."""
     audit_record(
@@ -118,9 +119,9 @@ def _end(lookup: LookupRequest, *, state: str, reason: str, actor: Actor, action
 
 def _still_allowed(lookup: LookupRequest, now: dt.datetime) -> bool:
     """The authorization (or self-lookup right) behind this lookup still holds."""
-    if lookup.authorization_id is None:
+    authorization = lookup.authorization  # no query when there is none
+    if authorization is None:
         return lookup.elder.user_id == lookup.requester_id and lookup.elder.is_elder
-    authorization = lookup.authorization
     authorization.refresh_from_db(fields=["status", "valid_from", "valid_until"])
     return authorization.is_active_at(now) and authorization.guardian.user_id == lookup.requester_id
 

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from guardians.models import Person, User
-from guardians.services import face_template_of
+from guardians.services import face_cohort_of, face_template_of
 
 from ..audit import Actor
 from ..faces import burst, detection, liveness, matching
@@ -82,14 +82,21 @@ class _Computed:
     total_ms: int = 0
 
 
-def _decide_capture(check: FaceCheck, frames: list, template, threshold: float, started: float) -> _Computed:
+def _decide_capture(
+    check: FaceCheck,
+    frames: list[np.ndarray],
+    template: np.ndarray,
+    threshold: float,
+    started: float,
+    cohort: np.ndarray | None = None,
+) -> _Computed:
     """A prompted-liveness capture: one decision by ``faces.check_capture`` (issue 11).
 
     Accepted: a match. ``no_match``: a non-match. Every liveness code (``flat_surface``,
     ``challenge_not_done``, ...) or photo code: refused, counted as an attempt like a no-match.
     """
     decision = liveness.check_capture(
-        frames, challenge=tuple(check.challenge.split(",")), template=template, threshold=threshold
+        frames, challenge=tuple(check.challenge.split(",")), template=template, threshold=threshold, cohort=cohort
     )
     elapsed = int((time.monotonic() - started) * 1000)
     verdict = None
@@ -123,13 +130,14 @@ def _compute(check: FaceCheck, person: Person) -> _Computed:
         except FileNotFoundError:
             return _Computed(Outcome.ERROR, "probe_missing")
         threshold = _face_threshold()
+        cohort = face_cohort_of(person)  # the other enrolled templates: look-alikes refused
         if check.challenge:
-            return _decide_capture(check, frames, template, threshold, started)
+            return _decide_capture(check, frames, template, threshold, started, cohort)
         if len(frames) > 1:
             verdict = burst.check_burst_arrays(frames, template, threshold=threshold)
         else:
             sample = detection.detect_single_face(frames[0])
-            verdict = matching.compare(template, sample, threshold=threshold)
+            verdict = matching.compare(template, sample, threshold=threshold, cohort=cohort)
         outcome = Outcome.MATCH if verdict.matched else Outcome.NO_MATCH
         return _Computed(outcome, "", verdict, int((time.monotonic() - started) * 1000))
     except ProbeRejected as exc:

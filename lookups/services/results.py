@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.core.files import File
 from django.db import transaction
 
 from guardians import permissions
@@ -74,7 +75,7 @@ def result_record(
     lab: str,
     result: str,
     reported_at: dt.datetime,
-    sampling_photo=None,
+    sampling_photo: File | None = None,
 ) -> TestResult:
     """Record one test result for an elder of the actor's clinic, audited."""
     if not permissions.staff_can(actor.user, permissions.StaffAction.RECORD_RESULTS, elder.clinic_id):
@@ -105,7 +106,7 @@ def result_save(
     lab: str,
     result: str,
     reported_at: dt.datetime,
-    sampling_photo=None,
+    sampling_photo: File | None = None,
     source: str = "staff",
 ) -> TestResult:
     """Write one result and its ``result.recorded`` event in one transaction.
@@ -141,7 +142,7 @@ def result_save(
     return record
 
 
-def result_sampling_photo_open(*, actor: Actor, result_id: int, reason: str):
+def result_sampling_photo_open(*, actor: Actor, result_id: int, reason: str) -> tuple[File, str]:
     """Open a result's sampling photo for a staff member who typed a reason; audited.
 
     Only for staff allowed to view sampling photos at the result's clinic; anything else

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from guardians import permissions
-from guardians.models import Person
+from guardians.models import Clinic, Person
 
 from .. import lab_files
 from ..audit import Actor, AuditEntry, audit_record_many
@@ -52,6 +52,12 @@ class _ImportRow:
     site: str = ""
     lab: str = ""
     result: str = ""
+
+    def checked_times(self) -> tuple[dt.datetime, dt.datetime]:
+        """(sampled_at, reported_at) of a row that passed the checks (both are set then)."""
+        if self.sampled_at is None or self.reported_at is None:
+            raise ValueError(f"line {self.line} was written without its checks")
+        return self.sampled_at, self.reported_at
 
 
 def _csv_key(name: str) -> str:
@@ -142,7 +148,7 @@ def _csv_parse_row(line: int, cells: list[str], columns: dict[str, int], now: dt
     return row, problems
 
 
-def results_import_csv(*, actor: Actor, clinic, data: bytes) -> list[TestResult]:
+def results_import_csv(*, actor: Actor, clinic: Clinic, data: bytes) -> list[TestResult]:
     """Import a lab export (CSV, UTF-8, header + one result per line) for ``clinic``: all rows or none.
 
     Every row is validated first (ID number checksum, elder registered at *this* clinic —
@@ -169,7 +175,7 @@ class CheckedImport:
     data_rows: int
 
 
-def results_import_check(*, actor: Actor, clinic, data: bytes) -> tuple[list[_ImportRow], dict[str, Person]]:
+def results_import_check(*, actor: Actor, clinic: Clinic, data: bytes) -> tuple[list[_ImportRow], dict[str, Person]]:
     """Every check of :func:`results_import_csv`, nothing written: the valid rows and the
     clinic's elders by ID hash, or :class:`ResultsImportRejected` listing every problem."""
     checked = results_import_validate(actor=actor, clinic=clinic, data=data)
@@ -231,7 +237,7 @@ def _read_rows(data: bytes, now: dt.datetime) -> tuple[str, list[_ImportRow], li
     return file_format, rows, errors, data_rows
 
 
-def results_import_validate(*, actor: Actor, clinic, data: bytes) -> CheckedImport:
+def results_import_validate(*, actor: Actor, clinic: Clinic, data: bytes) -> CheckedImport:
     """Read and check a lab file for ``clinic`` as the import does, write nothing.
 
     Whole-file problems (encoding, size, row limit, header, a zip bomb) raise
@@ -279,7 +285,7 @@ def results_import_validate(*, actor: Actor, clinic, data: bytes) -> CheckedImpo
 
 
 def _results_import_write(
-    *, actor: Actor, clinic, rows: list[_ImportRow], elders: dict[str, Person]
+    *, actor: Actor, clinic: Clinic, rows: list[_ImportRow], elders: dict[str, Person]
 ) -> list[TestResult]:
     with transaction.atomic():
         created = TestResult.objects.bulk_create(
@@ -288,11 +294,11 @@ def _results_import_write(
                     clinic=clinic,
                     elder=elders[row.id_hash],
                     kind=row.kind,
-                    sampled_at=row.sampled_at,
+                    sampled_at=row.checked_times()[0],
                     site=row.site,
                     lab=row.lab,
                     result=row.result,
-                    reported_at=row.reported_at,
+                    reported_at=row.checked_times()[1],
                     recorded_by=actor.user,
                 )
                 for row in rows

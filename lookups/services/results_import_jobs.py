@@ -15,6 +15,7 @@ message delivered twice imports the file once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,6 +24,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
@@ -33,6 +35,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from guardians import permissions
 from guardians.models import Clinic, User
 
+from .. import task_queue
 from ..audit import Actor
 from ..results_preview import Preview, preview_from_checked
 from .results_import import ResultsImportRejected, results_import_csv, results_import_validate
@@ -74,7 +77,7 @@ def _paths(key: str) -> tuple[Path, Path, Path]:
     return base.with_suffix(".upload"), base.with_suffix(".json"), base.with_suffix(".claimed")
 
 
-def _write_status(key: str, **changes) -> dict:
+def _write_status(key: str, **changes: Any) -> dict[str, Any]:
     _upload, status_path, _claimed = _paths(key)
     status = read_status(key) if status_path.exists() else {}
     status.update(changes, updated=time.time())
@@ -92,15 +95,103 @@ def read_status(key: str) -> dict:
         raise StagedImportInvalid(_("This import is not known. Upload the file again.")) from exc
 
 
-def _sweep_old() -> None:
+def _sweep_old() -> int:
+    """Delete staged files older than :data:`UPLOAD_KEEP_SECONDS` and status files and markers
+    older than :data:`KEEP_SECONDS`; the number of staged files deleted."""
     now = time.time()
+    removed = 0
     for path in _dir().iterdir():
         keep = UPLOAD_KEEP_SECONDS if path.suffix == ".upload" else KEEP_SECONDS
         try:
             if path.stat().st_mtime < now - keep:
                 path.unlink()
+                removed += path.suffix == ".upload"
         except OSError:
             continue
+    return removed
+
+
+def _abandoned_after(state: str) -> float:
+    """Seconds without a status update after which a confirmed run is given up: a queued one
+    when its staged file is due for deletion anyway, a running one once the task's hard time
+    limit has certainly killed its worker (the import's one transaction rolled back)."""
+    if state == "queued":
+        return UPLOAD_KEEP_SECONDS
+    return settings.KINGUARD_RESULTS_IMPORT_SOFT_TIME_LIMIT + 30 + 60
+
+
+def _claim_abandoned(key: str, status: dict, now: float) -> str | None:
+    """The outcome to record if ``key`` is abandoned (claimed so no worker starts it), else None."""
+    upload, _status_path, _claimed = _paths(key)
+    state = status.get("state")
+    age = now - float(status.get("updated", 0))
+    if state == "staged":  # previewed, never confirmed: the file goes once the preview is long dead
+        return "expired" if upload.exists() and upload.stat().st_mtime < now - UPLOAD_KEEP_SECONDS else None
+    if state not in ("queued", "running") or age < _abandoned_after(state):
+        return None
+    if state == "queued":
+        # The worker's own once-only marker: once it exists no worker runs this import. If a
+        # worker made it but never wrote "running" (killed), the run is as stale as its status.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(upload.with_suffix(".running"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    return "failed"
+
+
+def results_import_sweep() -> dict[str, int]:
+    """Give up abandoned imports and delete stale staged files (run by Celery beat).
+
+    A preview never confirmed has its staged file (ID numbers) deleted 90 minutes on
+    (:data:`UPLOAD_KEEP_SECONDS`) and its status set to ``expired``; a confirmed import whose
+    worker died (``queued`` or ``running`` past :func:`_abandoned_after`) is set to ``abandoned``
+    with a message in its confirmer's language, and its file deleted. One ``results.import_abandoned``
+    event per import, written in one batch before the files change (an audit failure changes
+    nothing; the next sweep tries again). Then the old files go as on each upload.
+    """
+    from django.db import transaction
+
+    from ..audit import AuditEntry, audit_record_many
+
+    now = time.time()
+    found: list[tuple[str, dict, str]] = []
+    for status_path in _dir().glob("*.json"):
+        try:
+            status = read_status(status_path.stem)
+            outcome = _claim_abandoned(status_path.stem, status, now)
+        except (StagedImportInvalid, OSError, ValueError, TypeError):
+            continue
+        if outcome:
+            found.append((status_path.stem, status, outcome))
+    clinics = Clinic.objects.in_bulk({status.get("clinic") for _key, status, _outcome in found})
+    entries = [
+        AuditEntry(
+            action="results.import_abandoned",
+            outcome=outcome,
+            clinic=clinics.get(status.get("clinic")),
+            details={
+                "import": key,
+                "state": status.get("state"),
+                "rows": status.get("rows"),
+                "user": status.get("user"),
+            },
+        )
+        for key, status, outcome in found
+    ]
+    with transaction.atomic():
+        audit_record_many(Actor.system("sweeper"), entries)
+    deleted = 0
+    for key, status, outcome in found:
+        upload, _status_path, _claimed = _paths(key)
+        deleted += upload.exists()
+        upload.unlink(missing_ok=True)
+        with translation.override(status.get("language") or settings.LANGUAGE_CODE):
+            if outcome == "expired":
+                _write_status(key, state="expired", message=_("This preview has expired. Upload the file again."))
+            else:
+                message = _("The import did not finish. Nothing was imported; upload the file again.")
+                _write_status(key, state="abandoned", message=message, abandoned=now)
+    counts = {"expired": sum(o == "expired" for *_r, o in found), "abandoned": sum(o == "failed" for *_r, o in found)}
+    counts["files"] = deleted + _sweep_old()
+    return counts
 
 
 def results_import_preview(*, actor: Actor, clinic: Clinic, data: bytes) -> Preview:
@@ -156,8 +247,6 @@ def staged_import_open(*, user: User, token: str) -> StagedImport:
 
 def results_import_start(*, actor: Actor, token: str) -> str:
     """Confirm a preview: queue its import (once) and return the key of its status."""
-    from ..tasks import run_results_import
-
     if actor.user is None:
         raise StagedImportInvalid(_("This preview is not valid. Upload the file again."))
     staged = staged_import_open(user=actor.user, token=token)
@@ -169,7 +258,7 @@ def results_import_start(*, actor: Actor, token: str) -> str:
     os.close(fd)
     _write_status(staged.key, state="queued", ip=actor.ip, user_agent=actor.user_agent, sha256=staged.sha256)
     try:
-        run_results_import.delay_on_commit(staged.key)  # type: ignore[attr-defined]  # DjangoTask
+        task_queue.publish_on_commit(task_queue.RUN_RESULTS_IMPORT, staged.key)
     except BrokerUnavailable as exc:
         logger.warning("results import %s could not be queued: broker unavailable", staged.key)
         claimed.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from guardians import permissions
 from guardians.models import Person, User
 
-from .. import capture_budget
+from .. import capture_budget, task_queue
 from ..audit import Actor, audit_record
 from ..faces.errors import ProbeRejected
 from ..faces.images import load_probe_image
@@ -130,10 +131,10 @@ def lookup_verify_otp(
         refusal = _guard(lookup, actor, now, {State.AWAITING_OTP})
         if refusal is None:
             device = TOTPDevice.objects.select_for_update().filter(user=lookup.requester, confirmed=True).first()
-            audit = {"actor": actor, "subject": lookup.elder, "target": lookup, "clinic": lookup.elder.clinic}
+            audit = partial(audit_record, actor=actor, subject=lookup.elder, target=lookup, clinic=lookup.elder.clinic)
             if device is None:
                 refusal = LookupRefused("no_device", refusal_message("no_device"))
-                audit_record(action="otp.failed", outcome="no_device", **audit)
+                audit(action="otp.failed", outcome="no_device")
             else:
                 allowed, info = device.verify_is_allowed()
                 if not allowed:
@@ -143,17 +144,17 @@ def lookup_verify_otp(
                         refusal_message("throttled"),
                         retry_at=locked_until,
                     )
-                    audit_record(action="otp.throttled", outcome="throttled", **audit)
+                    audit(action="otp.throttled", outcome="throttled")
                 elif (backup := _backup_code_accepted(lookup.requester, token)) or device.verify_token(token):
                     lookup.state = State.AWAITING_FACE
                     lookup.otp_verified_at = now
                     _touch(lookup, ["state", "otp_verified_at"])
-                    audit_record(action="otp.verified", outcome="backup_code" if backup else "ok", **audit)
+                    audit(action="otp.verified", outcome="backup_code" if backup else "ok")
                 else:
                     replayed = _was_replayed(device, token)
                     code = "replayed" if replayed else "wrong_code"
                     refusal = LookupRefused(code, refusal_message(code))
-                    audit_record(action="otp.failed", outcome=code, **audit)
+                    audit(action="otp.failed", outcome=code)
     if refusal is not None:
         raise refusal
     return lookup
@@ -263,9 +264,7 @@ def lookup_submit_face(
                         "liveness": ",".join(actions) if actions else "none",
                     },
                 )
-                from ..tasks import run_face_check
-
-                run_face_check.delay_on_commit(str(check.id))
+                task_queue.publish_on_commit(task_queue.RUN_FACE_CHECK, str(check.id))
     except BrokerUnavailable as exc:
         # The commit happened; only the publish failed. Undo the step in a new transaction.
         logger.warning("face check %s could not be queued: broker unavailable", check.id if check else None)
@@ -278,6 +277,8 @@ def lookup_submit_face(
         raise
     if refusal is not None:
         raise refusal
+    if check is None:  # not reached: without a refusal the check was created
+        raise RuntimeError("the face step created no check")
     return check
 
 

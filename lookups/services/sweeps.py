@@ -107,3 +107,11 @@ def _sweep_orphan_probes(older_than: dt.datetime) -> int:
 
 
 # --- results recorded by staff ------------------------------------------------------------
+
+
+def sweep_results_imports() -> dict[str, int]:
+    """Give up abandoned lab file imports and delete their stale staged files (Celery beat);
+    see :func:`results_import_jobs.results_import_sweep`."""
+    from .results_import_jobs import results_import_sweep
+
+    return results_import_sweep()

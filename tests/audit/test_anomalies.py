@@ -15,7 +15,7 @@ from lookups.audit import Actor
 from lookups.models import AnomalyFlag, AuditEvent, FaceCheck
 from lookups.oversight.anomalies import AnomalyError, anomalies_detect, anomaly_acknowledge, anomaly_resolve
 from tests import factories
-from tests.audit.conftest import otp_login
+from tests.helpers import otp_login
 
 pytestmark = pytest.mark.django_db
 Rule = AnomalyFlag.Rule

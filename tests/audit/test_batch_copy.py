@@ -15,7 +15,7 @@ from django.utils import timezone
 from lookups.audit import Actor, AuditEntry, audit_record, audit_record_many, verify_chain
 from lookups.models import AuditChainHead, AuditEvent, TestResult
 from tests import factories
-from tests.audit.conftest import require_postgresql
+from tests.helpers import require_postgresql
 
 AWKWARD = [
     "tab\there",

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from lookups.audit import Actor, audit_record
 from lookups.audit_verify import BundleError, verify_lines
-from tests.audit.conftest import otp_login
+from tests.helpers import otp_login
 
 pytestmark = pytest.mark.django_db
 LOCAL = zoneinfo.ZoneInfo("Asia/Shanghai")

@@ -15,7 +15,7 @@ from lookups import tasks
 from lookups.audit import Actor, audit_record, verify_chain
 from lookups.models import AnomalyFlag, AuditChainHead, AuditEvent
 from lookups.oversight.services import audit_chain_check
-from tests.audit.conftest import otp_login, require_postgresql
+from tests.helpers import otp_login, require_postgresql
 
 pytestmark = pytest.mark.django_db
 TABLE = AuditEvent._meta.db_table

@@ -56,7 +56,7 @@ def test_the_clinic_picker_offers_only_the_users_clinics_and_refuses_another(
 
 
 def test_a_superuser_can_narrow_to_one_clinic(client, two_clinics, other_clinic, django_user_model):
-    from tests.audit.conftest import otp_login
+    from tests.helpers import otp_login
 
     admin = django_user_model.objects.create_superuser("root", "root@example.org", "x")
     otp_login(client, admin)

@@ -7,7 +7,7 @@ from django.core import mail
 from django.utils import timezone
 
 from guardians import services as guardian_services
-from lookups import services, tasks
+from lookups import services, task_queue, tasks
 from lookups.audit import Actor
 from lookups.models import AuditEvent, LookupRequest, Notice
 from lookups.oversight import notices
@@ -196,17 +196,17 @@ def test_broker_outage_does_not_fail_the_results_page_and_beat_requeues(
     def broker_down(*args, **kwargs):
         raise OperationalError("broker down")
 
-    monkeypatch.setattr(tasks.send_notice, "delay", broker_down)
+    monkeypatch.setattr(task_queue, "publish", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         view = services.results_view(actor=Actor.for_user(guardian.user), lookup_id=lookup.pk)
     assert view.lookup.pk == lookup.pk
     notice = Notice.objects.get()
     assert notice.status == Notice.Status.PENDING
     published = []
-    monkeypatch.setattr(tasks.send_notice, "delay", lambda notice_id: published.append(notice_id))
+    monkeypatch.setattr(task_queue, "publish", lambda name, notice_id: published.append((name, notice_id)))
     assert notices.notices_requeue_stale(now=timezone.now()) == 0  # within the grace period
     assert notices.notices_requeue_stale(now=timezone.now() + dt.timedelta(minutes=20)) == 1
-    assert published == [notice.pk]
+    assert published == [(task_queue.SEND_NOTICE, notice.pk)]
 
 
 def test_notices_are_written_in_the_elders_language(guardian, reachable_elder, authorization, settings):

@@ -7,7 +7,7 @@ from lookups.audit import Actor, audit_record
 from lookups.models import AuditEvent
 from lookups.oversight import paginator as paginator_module
 from lookups.oversight.paginator import EstimatedCountPaginator
-from tests.audit.conftest import require_postgresql
+from tests.helpers import require_postgresql
 
 pytestmark = pytest.mark.django_db
 

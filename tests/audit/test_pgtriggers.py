@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection, transaction
 
 from lookups.audit import Actor, audit_record, verify_chain
 from lookups.models import AuditChainHead, AuditEvent
-from tests.audit.conftest import require_postgresql
+from tests.helpers import require_postgresql
 
 pytestmark = pytest.mark.django_db
 

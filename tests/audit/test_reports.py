@@ -14,7 +14,7 @@ from lookups import services
 from lookups.audit import Actor, audit_record
 from lookups.models import AuditEvent, LookupRequest
 from tests import factories
-from tests.audit.conftest import otp_login
+from tests.helpers import otp_login
 
 pytestmark = pytest.mark.django_db
 LOCAL = zoneinfo.ZoneInfo("Asia/Shanghai")

@@ -19,8 +19,8 @@ from lookups.audit import Actor, audit_record, compute_hash
 from lookups.audit_signing import heads_path, latest_signed_head
 from lookups.audit_verify import BundleError, head_message, verify_lines, verify_signed_head
 from lookups.models import AuditChainHead, AuditEvent
-from tests.audit.conftest import otp_login
 from tests.audit.test_chain import tamperable, verify_command
+from tests.helpers import otp_login
 
 pytestmark = pytest.mark.django_db
 

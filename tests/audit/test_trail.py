@@ -12,9 +12,7 @@ from lookups.audit import verify_chain
 from lookups.models import AuditEvent, LookupRequest, Notice
 from lookups.oversight.notices import notice_send
 from lookups.oversight.sms import LocmemSmsBackend
-from tests.audit.conftest import otp_login
-from tests.conftest import face_bytes, totp_now
-from tests.lookups.helpers import pass_otp, run_pending_check, start_lookup, submit_face
+from tests.helpers import face_bytes, otp_login, pass_otp, run_pending_check, start_lookup, submit_face, totp_now
 
 pytestmark = pytest.mark.django_db
 BROWSER = "Mozilla/5.0 (Kinguard test)"

@@ -27,7 +27,7 @@ from django.conf import settings
 from guardians import services as guardian_services
 from lookups.audit import Actor
 from tests import factories
-from tests.conftest import IN_CI, face_bytes, require_faces
+from tests.helpers import IN_CI, face_bytes, require_faces
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run in a
 # thread with a running loop unless told it is safe (it is: the loop is Playwright's own).
@@ -182,6 +182,36 @@ def family(transactional_db, live_server):
     family.clinic, family.staff, family.manager = clinic, staff, manager
     family.elder, family.guardian, family.device = elder, guardian, device
     family.authorization, family.results = authorization, results
+    return family
+
+
+@pytest.fixture
+def liveness_on(settings):
+    """Prompted liveness as production runs it, with the challenge fixed to what the genuine
+    clip performs (``KINGUARD_FACE_CHALLENGE_FIXED``: tests only; production settings refuse
+    it). The live server runs in this process, so ``settings`` reaches it; the worker decides
+    with the challenge stored on the check and needs no setting."""
+    from tests.browser.clips import GENUINE_DOES
+
+    settings.KINGUARD_FACE_LIVENESS = True
+    settings.KINGUARD_FACE_CHALLENGE_FIXED = GENUINE_DOES
+    return settings
+
+
+def enroll_guardian_from_live_clip(family, clip: str, numbers) -> None:
+    """Replace the guardian's face template by one built from frames of a live clip."""
+    from tests.browser.clips import enrollment_images
+
+    factories.enroll_face(family.staff, family.guardian, enrollment_images(clip, numbers))
+
+
+@pytest.fixture
+def live_family(family, liveness_on):
+    """``family`` with liveness on and the guardian enrolled from the genuine clip's person
+    (frames outside the camera loop): the camera clip is the genuine side."""
+    from tests.browser.clips import GENUINE_ENROLL
+
+    enroll_guardian_from_live_clip(family, *GENUINE_ENROLL)
     return family
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from lookups.models import LookupRequest
 from tests.browser.conftest import assert_accessible, log_in, run_check_in_process, shot
-from tests.conftest import require_faces, totp_now
+from tests.helpers import require_faces, totp_now
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -24,7 +24,7 @@ from lookups.audit import Actor
 from lookups.oversight.services import person_view_record
 from tests import factories
 from tests.browser.conftest import PASSWORD, ROOT, shot
-from tests.conftest import totp_now
+from tests.helpers import totp_now
 
 pytestmark = pytest.mark.timeout(240)
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -1,4 +1,12 @@
-"""The guardian's whole flow in a real browser with a fake camera and a real Celery worker."""
+"""The guardian's whole flow in a real browser with a fake camera and a real Celery worker.
+
+The camera is the genuine live clip (``tests.browser.clips.GENUINE_LOOP``) with prompted
+liveness on, as production runs; the guardian is enrolled from the clip's person
+(``live_family``). A wrong person is the same live clip with the guardian enrolled from
+another person. The two fallback tests refuse the camera, so the clip plays no part there:
+they are about the still-photo upload (``KINGUARD_ALLOW_STILL_UPLOAD``), which checks no
+liveness by design.
+"""
 
 import re
 
@@ -6,8 +14,9 @@ import pytest
 
 from lookups.forms import BURST_FRAMES
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
-from tests.browser.conftest import log_in, shot
-from tests.conftest import require_faces, totp_now
+from tests.browser.clips import GENUINE_DOES, OTHER_PERSON_ENROLL, genuine_camera
+from tests.browser.conftest import enroll_guardian_from_live_clip, log_in, shot
+from tests.helpers import require_faces, totp_now
 
 pytestmark = pytest.mark.timeout(240)
 State = LookupRequest.State
@@ -36,8 +45,9 @@ def capture_burst(page) -> None:
     page.get_by_role("button", name="Take the pictures").click()
 
 
-def test_whole_flow_with_the_camera_shows_results(new_page, family, worker_broker):
-    page = new_page("person_01.y4m")
+def test_whole_flow_with_the_camera_shows_results(new_page, live_family, worker_broker):
+    family = live_family
+    page = new_page(genuine_camera())
     lookup = start_and_pass_otp(page, family)
     capture_burst(page)
     page.wait_for_url(re.compile(r"/results/$"), timeout=60_000)
@@ -50,23 +60,29 @@ def test_whole_flow_with_the_camera_shows_results(new_page, family, worker_broke
     lookup.refresh_from_db()
     assert lookup.state == State.GRANTED
     check = lookup.face_checks.get()
-    # The worker ran the (older, liveness-off) burst check on the camera frames the page sent.
+    # The worker decided the capture with the prompted-liveness check (the challenge went with it).
     assert check.outcome == FaceCheck.Outcome.MATCH and check.deliveries == 1
+    assert check.challenge == GENUINE_DOES
     submitted = AuditEvent.objects.get(action="face.submitted", target_id=str(check.pk))
     assert submitted.details["frames"] == BURST_FRAMES
     assert check.probe_path == ""
     assert AuditEvent.objects.filter(action="results.viewed", subject=family.elder).count() == 1
 
 
-def test_another_identity_on_camera_is_refused_with_a_retry_path(new_page, family, worker_broker):
-    page = new_page("person_04.y4m")
+def test_another_identity_on_camera_is_refused_with_a_retry_path(new_page, family, liveness_on, worker_broker):
+    # A live person who does what is asked, but is not the enrolled guardian.
+    enroll_guardian_from_live_clip(family, *OTHER_PERSON_ENROLL)
+    page = new_page(genuine_camera())
     lookup = start_and_pass_otp(page, family)
     capture_burst(page)
-    # The worker refuses; the page moves by itself back to the face step with the reason.
+    # The worker refuses (the capture does what is asked: only the match fails); the page
+    # moves by itself back to the face step with the reason.
     page.wait_for_function(
         "() => location.pathname.endsWith('/face/') && document.getElementById('last-check') !== null",
         timeout=60_000,
     )
+    check = lookup.face_checks.get()
+    assert (check.outcome, check.reason_code) == (FaceCheck.Outcome.NO_MATCH, ""), check.reason_code
     assert "did not match" in page.locator("#last-check").inner_text()
     assert page.get_by_role("button", name="Start the camera").is_visible()
     assert "Attempts used for this lookup: 1" in page.content()

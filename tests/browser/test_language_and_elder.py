@@ -8,8 +8,9 @@ from guardians.models import Authorization
 from lookups import services
 from lookups.audit import Actor
 from lookups.models import AuditEvent, LookupRequest
+from tests.browser.clips import genuine_camera
 from tests.browser.conftest import PASSWORD, assert_accessible, log_in, run_check_in_process, shot
-from tests.conftest import face_bytes, totp_now
+from tests.helpers import face_bytes, totp_now
 
 pytestmark = pytest.mark.timeout(240)
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -26,8 +27,10 @@ def assert_chinese(page, name: str) -> None:
     shot(page, f"zh-{name}")
 
 
-def test_the_flow_in_simplified_chinese(new_page, family):
-    page = new_page("person_01.y4m")
+def test_the_flow_in_simplified_chinese(new_page, live_family):
+    # The genuine live clip with liveness on (tests/browser/clips.py), as production runs.
+    family = live_family
+    page = new_page(genuine_camera())
     page.clock.install()
     page.goto("/accounts/login/")
     page.get_by_role("button", name="简体中文").click()
@@ -47,6 +50,7 @@ def test_the_flow_in_simplified_chinese(new_page, family):
     page.get_by_role("button", name="继续").click()
     page.wait_for_url(re.compile(r"/face/$"))
     assert_chinese(page, "4-face")
+    assert [t.strip() for t in page.locator("#challenge .challenge-text").all_inner_texts()] == ["请眨眨眼"]
     page.get_by_role("button", name="打开摄像头").click()
     page.wait_for_function("() => document.getElementById('camera-hint').textContent.length > 0")
     assert CJK.search(page.locator("#camera-hint").inner_text())

@@ -11,7 +11,7 @@ from lookups.faces.detection import detect_single_face
 from lookups.faces.images import load_probe_image
 from lookups.faces.matching import compare
 from tests.browser.conftest import PASSWORD, assert_accessible, shot
-from tests.conftest import face_bytes, totp_now
+from tests.helpers import face_bytes, totp_now
 
 pytestmark = pytest.mark.timeout(240)
 

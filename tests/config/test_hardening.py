@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
 from config.client_ip import client_ip
 from tests.config.test_settings import FULL_ENV
+from tests.helpers import request_from
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,33 +21,26 @@ REPO = Path(__file__).resolve().parents[2]
 # --- client IP behind proxies -------------------------------------------------------------
 
 
-def _request(remote: str, forwarded: str | None = None):
-    meta = {"REMOTE_ADDR": remote}
-    if forwarded is not None:
-        meta["HTTP_X_FORWARDED_FOR"] = forwarded
-    return RequestFactory().get("/", **meta)
-
-
 def test_without_trusted_proxies_forwarded_for_is_ignored(settings):
     settings.KINGUARD_TRUSTED_PROXIES = []
-    assert client_ip(_request("203.0.113.9", "1.2.3.4")) == "203.0.113.9"
+    assert client_ip(request_from("203.0.113.9", "1.2.3.4")) == "203.0.113.9"
 
 
 def test_untrusted_peer_cannot_claim_another_address(settings):
     settings.KINGUARD_TRUSTED_PROXIES = ["10.0.0.0/8"]
-    assert client_ip(_request("198.51.100.7", "10.1.1.1, 1.2.3.4")) == "198.51.100.7"
+    assert client_ip(request_from("198.51.100.7", "10.1.1.1, 1.2.3.4")) == "198.51.100.7"
 
 
 def test_rightmost_untrusted_hop_is_the_client(settings):
     settings.KINGUARD_TRUSTED_PROXIES = ["10.0.0.0/8"]
     # The client forged "6.6.6.6" on the left; the proxy appended the real peer 198.51.100.20.
-    assert client_ip(_request("10.0.0.2", "6.6.6.6, 198.51.100.20")) == "198.51.100.20"
-    assert client_ip(_request("10.0.0.2", "6.6.6.6, 198.51.100.20, 10.0.0.9")) == "198.51.100.20"
+    assert client_ip(request_from("10.0.0.2", "6.6.6.6, 198.51.100.20")) == "198.51.100.20"
+    assert client_ip(request_from("10.0.0.2", "6.6.6.6, 198.51.100.20, 10.0.0.9")) == "198.51.100.20"
 
 
 def test_malformed_hop_stops_the_walk(settings):
     settings.KINGUARD_TRUSTED_PROXIES = ["10.0.0.0/8"]
-    assert client_ip(_request("10.0.0.2", "1.2.3.4, not-an-ip")) == "10.0.0.2"
+    assert client_ip(request_from("10.0.0.2", "1.2.3.4, not-an-ip")) == "10.0.0.2"
 
 
 # --- lockout ------------------------------------------------------------------------------

@@ -14,14 +14,14 @@ from lookups.audit import Actor, verify_chain
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
 from lookups.retention import retention_apply
 from tests import factories
-from tests.lookups.helpers import start_lookup
+from tests.helpers import start_lookup
 
 pytestmark = pytest.mark.django_db
 
 
 def _enroll(person, staff):
     from tests import factories
-    from tests.conftest import face_bytes
+    from tests.helpers import face_bytes
 
     return factories.enroll_face(staff, person, [face_bytes("person_02/01.jpg")], consent_text="Consent.")
 

@@ -87,3 +87,95 @@ def test_cut_to_another_photo_is_a_break() -> None:
     a, b = _face(np.random.default_rng(4)), _face(np.random.default_rng(5))
     frames = [_sample(a)] * 3 + [_sample(b)] * 3
     assert liveness._continuity_break(frames) == 3
+
+
+# --- turns: a slideshow step is not a turn; landmark noise is not a trajectory -------------
+
+
+def _turn_capture(steps: list[float], jitter: float = 0.0) -> list[FaceSample]:
+    """35 frames of one face whose nose moves off the face plane by ``steps[i]`` inter-ocular
+    distances along the eye axis (a head turn seen in 2-D), with optional alternating noise."""
+    base = _face(np.random.default_rng(7))
+    iod = 80.0  # the eyes of _face are 80 px apart
+    out = []
+    for i, off in enumerate(steps):
+        lm = {k: v.copy() for k, v in base.items()}
+        noise = jitter * (1 if i % 2 else -1)
+        for part in ("nose_bridge", "nose_tip"):
+            lm[part] = lm[part] + [(off + noise) * iod, 0.0]
+        out.append(_sample(lm))
+    return out
+
+
+def _decide(samples: list[FaceSample], *challenge: str) -> faces.CaptureDecision:
+    return faces.decide_samples(
+        samples,
+        challenge=challenge,
+        template=None,
+        threshold=0.5,
+        embed_many=lambda idx: np.zeros((len(idx), 128)),
+        sharpness=lambda i: 100.0,
+    )
+
+
+def test_turn_through_the_poses_in_between_is_a_turn() -> None:
+    ramp = [0.0] * 10 + [0.06 * k for k in range(1, 5)] + [0.24] * 21
+    assert _decide(_turn_capture(ramp), "turn_left").accepted
+    assert _decide(_turn_capture([-v for v in ramp]), "turn_right").accepted
+
+
+def test_slideshow_step_is_not_a_turn() -> None:
+    # two photos: the second one's nose sits 0.24 IOD off the first's plane, from one frame to
+    # the next (a cut), then stays: the parallax steps of a slideshow, not a head turning
+    step = [0.0] * 12 + [0.24] * 23
+    d = _decide(_turn_capture(step), "turn_left")
+    assert (d.accepted, d.code) == (False, "challenge_not_done")
+    assert liveness._continuity_break(_turn_capture(step)) is None  # not caught as a cut: the step rule does it
+
+
+def test_landmark_jitter_on_a_swung_photo_is_not_continuous() -> None:
+    # a photo swung in the hand: the landmark model's nose jumps back and forth from frame to
+    # frame (person_26 in the bench); as large as a turn, but no trajectory
+    ramp = [0.0] * 10 + [0.06 * k for k in range(1, 5)] + [0.24] * 21
+    d = _decide(_turn_capture(ramp, jitter=0.05), "turn_left")
+    assert (d.accepted, d.code) == (False, "not_continuous")
+    assert liveness.turn_jitter(liveness.action_signals(_turn_capture(ramp, jitter=0.05))[2]) > liveness.MAX_TURN_JITTER
+
+
+def _texture(seed: int, size: int = 400) -> np.ndarray:
+    """A smooth random grey texture (the 'face' pixels), RGB uint8."""
+    rng = np.random.default_rng(seed)
+    g = rng.normal(0, 1, (size // 8, size // 8))
+    g = np.kron(g, np.ones((8, 8)))
+    g = (g - g.min()) / (g.max() - g.min()) * 200 + 20
+    return np.repeat(g[..., None], 3, axis=2).astype(np.uint8)
+
+
+def _moving_frames(images: list[np.ndarray], noise_seed: int = 0) -> tuple[list[np.ndarray], list[FaceSample]]:
+    """The picture shifted 2 px per frame (landmarks shifted with it), sensor noise added."""
+    rng = np.random.default_rng(noise_seed)
+    lm = _face(np.random.default_rng(7))
+    frames, samples = [], []
+    for i, img in enumerate(images):
+        shifted = np.roll(img, 2 * i, axis=1).astype(np.float64) + rng.normal(0, 3, img.shape)
+        frames.append(np.clip(shifted, 0, 255).astype(np.uint8))
+        samples.append(_sample({k: v + [2 * i, 0] for k, v in lm.items()}, (100, 300 + 2 * i, 300, 100 + 2 * i)))
+    return frames, samples
+
+
+def test_moving_picture_is_not_a_photometric_cut() -> None:
+    frames, samples = _moving_frames([_texture(1)] * 8)
+    assert not liveness.photometric_cut(frames, samples)
+
+
+def test_slideshow_cut_with_aligned_landmarks_is_a_photometric_cut() -> None:
+    # another photo whose landmarks line up exactly: the landmark rules see no cut, the pixels do
+    frames, samples = _moving_frames([_texture(1)] * 4 + [_texture(2)] * 4)
+    steps = liveness.photometric_steps(
+        [f.mean(axis=2) for f in frames], [s.box for s in samples], liveness._Stack(samples).all
+    )
+    assert int(np.argmax(steps)) == 3
+    assert liveness.photometric_cut(frames, samples)
+    assert liveness._continuity_break(samples) is None
+    d = faces.decide_samples(samples, challenge=["blink"], template=None, threshold=0.5, frames=frames)
+    assert d.code == "not_continuous"

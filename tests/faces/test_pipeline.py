@@ -400,6 +400,34 @@ def test_calibrate_small_subset(faces: Path) -> None:
     summary = next(line for line in lines if line.startswith("nearest-identity pairs: "))
     assert re.match(r"nearest-identity pairs: fmr=\d+\.\d\d% \(\d+ of 24 ", summary)
     assert "person_36 (John_Salley) <- person_3" in "\n".join(lines)
+    assert any(line.startswith("nearest-identity pairs, shipped rule (look-alike enrolled") for line in lines)
+    assert any(line.startswith("shipped rule (threshold + cohort margin 0.03") for line in lines)
+    assert {"fnmr_cohort", "fmr_cohort", "fmr_cohort_enrolled"} <= set(result["configured"])
+
+
+def test_calibrate_on_a_degraded_folder(faces: Path, tmp_path: Path) -> None:
+    """bench/degrade_faces.py output goes through calibrate_faces as the shared set does:
+    refusals are FTA (by code), everything else is decided."""
+    import importlib.util
+
+    from lookups.management.commands.calibrate_faces import format_report
+
+    spec = importlib.util.spec_from_file_location(
+        "degrade_faces", Path(__file__).resolve().parents[2] / "bench" / "degrade_faces.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "degraded"
+    assert module.main([str(out), "--src", str(faces), "--identities", "person_36-37", "--enroll", "5"]) == 0
+    result = calibrate(out, 5, None, [0.42])
+    n_variants = len(module.VARIANTS)
+    assert result["n_templates"] == 2
+    assert result["n_probes"] + len(result["probe_fta"]) == 2 * 3 * n_variants  # 8 photos: 5 enroll, 3 degraded
+    assert len(result["genuine"]) == result["n_probes"]
+    assert all(code in REJECTION_CODES for _, code in result["probe_fta"])
+    lines = format_report(result)
+    assert any(line.startswith("failure to acquire: ") for line in lines)
+    assert result["configured"]["false_matches"] == 0  # two unrelated Johns
 
 
 def test_nearest_identity_pairs_pick_the_closest_template_and_count_its_photos() -> None:
@@ -416,7 +444,14 @@ def test_nearest_identity_pairs_pick_the_closest_template_and_count_its_photos()
     assert (pairs["a"]["nearest"], pairs["b"]["nearest"], pairs["c"]["nearest"]) == ("b", "a", "b")
     assert (pairs["a"]["false_matches"], pairs["a"]["comparisons"]) == (1, 2)
     assert pairs["a"]["closest"] == pytest.approx(0.01 * np.sqrt(128))
-    assert pairs_fmr(list(pairs.values())) == {"comparisons": 5, "false_matches": 2, "fmr": 0.4}
+    summary = pairs_fmr(list(pairs.values()))
+    assert {k: summary[k] for k in ("comparisons", "false_matches", "fmr")} == {
+        "comparisons": 5,
+        "false_matches": 2,
+        "fmr": 0.4,
+    }
+    # with the cohort (the other templates), b's photos are nearer to b: refused
+    assert pairs["a"]["false_matches_cohort"] == 0 and summary["false_matches_cohort"] == 0
 
 
 def test_truncated_jpeg_stays_refused_after_the_models_load(faces: Path):

@@ -1,7 +1,6 @@
 """Attack tests for the laboratory admin: clinic scope, read-only, no values, no other clinic named."""
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
@@ -18,11 +17,6 @@ from .test_delivery import post, report
 pytestmark = pytest.mark.django_db
 
 VALUE, CORRECTED = "Detected-7731", "Detected-9942"  # values that must never appear in the admin
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
 
 
 def lab_objects(clinic, name: str, digits: str) -> dict:

@@ -4,7 +4,6 @@ import datetime as dt
 import json
 
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -13,14 +12,9 @@ from lookups.audit import Actor
 from lookups.fhir import tokens
 from lookups.fhir.models import LabReport, LabReportVersion, PendingLabResult
 from lookups.models import AuditEvent, LookupRequest, TestResult
-from tests.lookups.helpers import start_lookup
+from tests.helpers import start_lookup
 
 from .test_delivery import KNOWN, UNKNOWN, post, report, transaction_bundle
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
 
 
 @pytest.fixture

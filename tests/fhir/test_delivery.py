@@ -5,7 +5,6 @@ import copy
 import json
 
 import pytest
-from django.core.cache import cache
 from django.core.management import call_command
 
 from guardians import id_numbers
@@ -20,11 +19,6 @@ ID_SYSTEM = DEFAULT_ID_SYSTEMS[0]
 KNOWN = id_numbers.make_valid("11010119400101123")
 UNKNOWN = id_numbers.make_valid("11010119410101456")
 FHIR = "application/fhir+json"
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 from django.core import mail
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,16 +15,11 @@ from lookups.audit import Actor, audit_record
 from lookups.fhir import tokens
 from lookups.models import AuditEvent, LookupRequest, Notice, TestResult
 from lookups.oversight.notices import notice_send, render_notice, sms_params
-from tests.lookups.helpers import start_lookup
+from tests.helpers import start_lookup
 
 from .test_delivery import post, report
 
 NUMBER = id_numbers.make_valid("11010119450101789")
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 a bounded number of queries per report (the throughput target depends on it)."""
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -19,11 +18,6 @@ pytestmark = pytest.mark.django_db
 #: (On PostgreSQL the batched audit append adds three fixed queries before its lock: the ids
 #: drawn, the unlocked head read and the deferred-constraint check.)
 SINGLE_MAX, PER_REPORT_MAX = 20, 5
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import datetime as dt
 
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -11,14 +10,9 @@ from lookups.fhir import tokens
 from lookups.fhir.models import LabReport, PendingLabResult
 from lookups.models import AuditEvent
 from tests import factories
-from tests.staff.conftest import verified_client
+from tests.helpers import verified_client
 
 from .test_delivery import UNKNOWN, post, report
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
 
 
 @pytest.fixture

@@ -1,27 +1,19 @@
 """The admin requires staff OTP and writes through the services."""
 
-import time
-
 import pytest
 from django.urls import reverse
-from django_otp import DEVICE_ID_SESSION_KEY
 
-from config.middleware import SESSION_OTP_AT
 from guardians import services
 from lookups.audit import Actor
 from tests import factories
-from tests.conftest import totp_now
+from tests.helpers import sign_in_verified, totp_now
 
 pytestmark = pytest.mark.django_db
 
 
 def _otp_login(client, user):
     device = services.totp_device_create(actor=Actor.system("test"), user=user, confirmed=True)
-    client.force_login(user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-    session[SESSION_OTP_AT] = time.time()  # as right after signing in with a code
-    session.save()
+    sign_in_verified(client, user, device)
     return device
 
 

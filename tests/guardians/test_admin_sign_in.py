@@ -13,8 +13,7 @@ from config.admin_site import KinguardAdminSite
 from guardians.staff.forms import AdminLoginForm
 from lookups.models import AuditEvent
 from tests import factories
-from tests.conftest import totp_now
-from tests.staff.conftest import device_of
+from tests.helpers import device_of, totp_now
 from tests.staff.test_sign_in import PASSWORD, _three_failures, _wrong_code, normalised_body
 
 pytestmark = pytest.mark.django_db

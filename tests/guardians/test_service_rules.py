@@ -11,7 +11,7 @@ from guardians.models import Authorization, FaceConsent, FaceEnrollment
 from lookups.audit import Actor
 from lookups.models import AuditEvent
 from tests import factories
-from tests.conftest import face_bytes
+from tests.helpers import face_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -16,21 +16,13 @@ from django.urls import reverse
 
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
 from lookups.tasks import sweep_stale
-from tests.conftest import face_bytes
+from tests.helpers import face_bytes, submit_face
 from tests.integration.workers import assert_no_probe_files, wait_for, web_broker
-from tests.lookups.helpers import pass_otp, start_lookup, submit_face
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 State = LookupRequest.State
 Outcome = FaceCheck.Outcome
 MATCHING_PHOTO = "person_01/04.jpg"
-
-
-@pytest.fixture
-def at_face_step(guardian_client, authorization, guardian_device, enrolled_guardian, results):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    return lookup
 
 
 def the_check(lookup) -> FaceCheck:

@@ -8,8 +8,8 @@ from django.urls import reverse
 from guardians import crypto
 from lookups.models import AuditEvent, TestResult
 from tests import factories
+from tests.helpers import verified_client
 from tests.integration.workers import wait_for
-from tests.staff.conftest import verified_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 HEADER = "身份证号,检测类型,采样时间,采样点,检测机构,结果,报告时间"

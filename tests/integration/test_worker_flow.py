@@ -7,9 +7,8 @@ import pytest
 from django.urls import reverse
 
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
-from tests.conftest import face_bytes
+from tests.helpers import face_bytes, submit_face
 from tests.integration.workers import assert_no_probe_files, wait_for
-from tests.lookups.helpers import pass_otp, start_lookup, submit_face
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 State = LookupRequest.State
@@ -18,13 +17,6 @@ State = LookupRequest.State
 @pytest.fixture
 def worker(start_worker, redis_web):
     return start_worker()
-
-
-@pytest.fixture
-def at_face_step(guardian_client, authorization, guardian_device, enrolled_guardian, results):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    return lookup
 
 
 def check_finished(lookup, worker) -> FaceCheck:

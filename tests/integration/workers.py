@@ -28,7 +28,7 @@ import pytest
 from django.db import connections
 
 from config.celery import app as celery_app
-from tests.conftest import IN_CI
+from tests.helpers import IN_CI
 
 REPO = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))

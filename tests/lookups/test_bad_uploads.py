@@ -20,8 +20,7 @@ from PIL import Image
 from lookups import selectors
 from lookups.faces.images import MAX_LONG_SIDE
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
-from tests.conftest import face_bytes
-from tests.lookups.helpers import pass_otp, run_pending_check, start_lookup
+from tests.helpers import face_bytes, run_pending_check
 
 pytestmark = pytest.mark.django_db
 State = LookupRequest.State
@@ -78,13 +77,6 @@ def _exif_rotated_portrait() -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6
     return _encode(stored, "JPEG", quality=92, exif=exif.tobytes())
-
-
-@pytest.fixture
-def at_face_step(guardian_client, authorization, guardian_device, enrolled_guardian, results):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    return lookup
 
 
 def post_photo(client, lookup, data: bytes, name: str, content_type: str = "image/jpeg"):

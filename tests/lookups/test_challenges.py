@@ -180,7 +180,7 @@ def test_retake_reuses_the_live_challenge_and_replaces_a_used_one(lookup, actor)
 def test_face_page_shows_the_prompt_and_the_nonce_in_chinese(guardian_client, authorization, guardian_device, settings):
     from django.urls import reverse
 
-    from tests.lookups.helpers import pass_otp, start_lookup
+    from tests.helpers import pass_otp, start_lookup
 
     settings.KINGUARD_FACE_CHALLENGE_FIXED = "blink,turn_left"
     lookup = start_lookup(guardian_client, authorization.elder)

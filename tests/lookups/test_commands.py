@@ -41,7 +41,7 @@ def test_totp_code_refuses_without_debug(settings):
 
 
 def test_enroll_face_command(settings, staff, guardian):
-    from tests.conftest import require_faces
+    from tests.helpers import require_faces
 
     root = require_faces()
     call_command("enroll_face", guardian.user.username, str(root / "person_02/01.jpg"), "--staff", staff.username)

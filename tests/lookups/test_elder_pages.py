@@ -9,7 +9,7 @@ from lookups import selectors
 from lookups.audit import Actor
 from lookups.models import AuditEvent
 from tests import factories
-from tests.lookups.helpers import pass_otp, start_lookup
+from tests.helpers import pass_otp, start_lookup
 
 pytestmark = pytest.mark.django_db
 

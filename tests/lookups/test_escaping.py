@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from tests import factories
-from tests.lookups.helpers import start_lookup
+from tests.helpers import start_lookup
 
 pytestmark = pytest.mark.django_db
 PAYLOAD = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -12,7 +12,7 @@ PAYLOAD = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 def test_hostile_names_are_escaped_on_guardian_and_staff_pages(client, staff, manager, clinic):
     from config.middleware import SESSION_OTP_AT
-    from tests.staff.conftest import verified_client
+    from tests.helpers import verified_client
 
     elder = factories.make_person(staff, clinic, f"Elder {PAYLOAD}", elder=True)
     guardian = factories.make_person(staff, clinic, f"Guardian {PAYLOAD}", guardian=True, login=True)

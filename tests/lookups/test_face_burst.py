@@ -1,4 +1,18 @@
-"""The camera burst upload (several frames, one form) and the still-photo rule."""
+"""The camera capture upload and the still-photo rule.
+
+Two kinds of test here:
+
+* The face decision on a camera capture runs as production does: ``KINGUARD_FACE_LIVENESS``
+  on, the challenge fixed (``KINGUARD_FACE_CHALLENGE_FIXED``, tests only) to what the capture
+  performs, and the genuine side is a real live capture (``<faces>/live/clip_13``: 35 frames
+  in which the person blinks) with the guardian enrolled from other frames of the same video.
+  The zoom/pan clips of a still (``<faces>/camera/*.y4m``) are never a genuine side: liveness
+  refuses them (tests/lookups/test_liveness_wiring.py).
+* Upload plumbing (frame count, broken frames, the still-photo setting, the older burst's
+  replay rule) with liveness off, the test settings' default: those frames only need to be
+  JPEGs with a face, so they come from a zoom/pan clip (``clip_frames``), and no face match is
+  asserted on them.
+"""
 
 import io
 
@@ -10,19 +24,12 @@ from PIL import Image
 from lookups import services
 from lookups.audit import Actor
 from lookups.faces.burst import y4m_frames
-from lookups.models import AuditEvent, FaceCheck, LookupRequest
-from tests.conftest import face_bytes, require_faces
-from tests.lookups.helpers import pass_otp, run_pending_check, start_lookup, submit_face
+from lookups.models import AuditEvent, FaceChallenge, FaceCheck, LookupRequest
+from tests import factories
+from tests.helpers import face_bytes, require_faces, run_pending_check, submit_face
 
 pytestmark = pytest.mark.django_db
 State = LookupRequest.State
-
-
-@pytest.fixture
-def at_face_step(guardian_client, authorization, guardian_device, enrolled_guardian, results):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    return lookup
 
 
 def jpeg(array) -> bytes:
@@ -31,8 +38,45 @@ def jpeg(array) -> bytes:
     return buffer.getvalue()
 
 
+#: A 3.5 s live capture (clip_13 frames 10-44: blinks at 15, 27 and 35) and enrollment frames of
+#: the same person from another part of the video.
+LIVE_CLIP, LIVE_CAPTURE, LIVE_ENROLL = "clip_13", range(10, 45), (60, 80, 100, 115)
+
+
+def live_frames(numbers) -> list[bytes]:
+    """Frames of the live clip as the page sends them (JPEG, at most 640 px)."""
+    folder = require_faces() / "live" / LIVE_CLIP
+    out = []
+    for number in numbers:
+        image = Image.open(folder / f"{number:03d}.jpg").convert("RGB")
+        image.thumbnail((640, 640))
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=90)
+        out.append(buffer.getvalue())
+    return out
+
+
+@pytest.fixture
+def liveness_on(settings):
+    settings.KINGUARD_FACE_LIVENESS = True
+    settings.KINGUARD_FACE_CHALLENGE_FIXED = "blink"
+
+
+def post_live_capture(client, lookup):
+    """GET the face step (it issues the challenge), then post the live capture naming it."""
+    assert client.get(reverse("lookups:face", args=[lookup.pk])).status_code == 200
+    nonce = FaceChallenge.objects.get(lookup=lookup, used_at=None).nonce
+    files = [
+        SimpleUploadedFile(f"frame-{i}.jpg", data, content_type="image/jpeg")
+        for i, data in enumerate(live_frames(LIVE_CAPTURE))
+    ]
+    data = {"frames": files, "challenge": nonce}
+    return client.post(reverse("lookups:face", args=[lookup.pk]), data, HTTP_ACCEPT="application/json")
+
+
 def clip_frames(name: str, count: int = 5) -> list[bytes]:
-    """Every other frame of a fake-webcam clip (5 fps), as the camera page would grab them."""
+    """Every other frame of a zoom/pan clip of a still (5 fps): valid camera JPEGs for upload
+    plumbing tests only (a liveness check refuses them)."""
     frames = y4m_frames(require_faces() / "camera" / name, limit=2 * count)
     return [jpeg(frame) for frame in frames[::2]][:count]
 
@@ -42,24 +86,28 @@ def post_burst(client, lookup, images: list[bytes]):
     return client.post(reverse("lookups:face", args=[lookup.pk]), {"frames": files}, HTTP_ACCEPT="application/json")
 
 
-def test_camera_burst_of_the_enrolled_person_matches(guardian_client, at_face_step):
-    response = post_burst(guardian_client, at_face_step, clip_frames("person_01.y4m"))
+def test_a_live_capture_of_the_enrolled_person_matches(guardian_client, staff, guardian, at_face_step, liveness_on):
+    folder = require_faces() / "live" / LIVE_CLIP
+    factories.enroll_face(staff, guardian, [(folder / f"{n:03d}.jpg").read_bytes() for n in LIVE_ENROLL])
+    response = post_live_capture(guardian_client, at_face_step)
     assert response.status_code == 200, response.content
     assert response.json() == {"ok": True, "error": "", "next": reverse("lookups:wait", args=[at_face_step.pk])}
-    assert AuditEvent.objects.get(action="face.submitted").details["frames"] == 5
+    assert AuditEvent.objects.get(action="face.submitted").details["frames"] == len(LIVE_CAPTURE)
     check = run_pending_check(at_face_step)
-    assert check.outcome == FaceCheck.Outcome.MATCH, (check.reason_code, check.distance)
+    assert (check.outcome, check.challenge) == (FaceCheck.Outcome.MATCH, "blink"), (check.reason_code, check.distance)
     assert at_face_step.state == State.GRANTED
 
 
-def test_camera_burst_of_another_person_does_not_match(guardian_client, at_face_step):
-    post_burst(guardian_client, at_face_step, clip_frames("person_04.y4m"))
+def test_a_live_capture_of_another_person_does_not_match(guardian_client, at_face_step, liveness_on):
+    # The guardian is enrolled from person_01's photos; the live capture is someone else.
+    post_live_capture(guardian_client, at_face_step)
     check = run_pending_check(at_face_step)
-    assert check.outcome == FaceCheck.Outcome.NO_MATCH
+    assert (check.outcome, check.reason_code) == (FaceCheck.Outcome.NO_MATCH, "")
     assert at_face_step.state == State.AWAITING_FACE
 
 
-def test_one_still_sent_five_times_is_refused_as_a_replay(guardian_client, at_face_step):
+def test_liveness_off_burst_refuses_one_still_sent_five_times_as_a_replay(guardian_client, at_face_step):
+    # The older burst check (liveness off): plumbing of its replay rule.
     still = face_bytes("person_01/04.jpg")
     post_burst(guardian_client, at_face_step, [still] * 5)
     check = run_pending_check(at_face_step)
@@ -110,8 +158,8 @@ def test_still_photo_allowed_where_the_deployment_allows_it(guardian_client, at_
     assert response.url == reverse("lookups:wait", args=[at_face_step.pk])
 
 
-def test_status_json_reports_the_outcome_and_next_step(guardian_client, at_face_step):
-    post_burst(guardian_client, at_face_step, clip_frames("person_04.y4m"))
+def test_status_json_reports_the_outcome_and_next_step(guardian_client, at_face_step, liveness_on):
+    post_live_capture(guardian_client, at_face_step)  # someone else than the enrolled person_01
     status = guardian_client.get(reverse("lookups:status", args=[at_face_step.pk])).json()
     assert status["done"] is False and status["state"] == State.CHECKING_FACE and status["message"] == ""
     run_pending_check(at_face_step)

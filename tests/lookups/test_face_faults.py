@@ -19,8 +19,7 @@ from lookups.audit import Actor
 from lookups.faces import detection
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
 from lookups.services import face_checks
-from tests.conftest import face_bytes
-from tests.lookups.helpers import pass_otp, start_lookup
+from tests.helpers import face_bytes, pass_otp, start_lookup
 
 State = LookupRequest.State
 Outcome = FaceCheck.Outcome

@@ -8,18 +8,10 @@ from django.urls import reverse
 from PIL import Image
 
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
-from tests.conftest import face_bytes
-from tests.lookups.helpers import pass_otp, run_pending_check, start_lookup, submit_face
+from tests.helpers import face_bytes, run_pending_check, submit_face
 
 pytestmark = pytest.mark.django_db
 State = LookupRequest.State
-
-
-@pytest.fixture
-def at_face_step(guardian_client, authorization, guardian_device, enrolled_guardian, results):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    return lookup
 
 
 def test_same_person_matches_and_sees_results_without_photo(guardian_client, at_face_step, results):

@@ -11,21 +11,10 @@ from guardians import services as guardian_services
 from lookups import services
 from lookups.audit import Actor
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
-from tests.conftest import face_bytes
-from tests.lookups.helpers import pass_otp, run_pending_check, start_lookup, submit_face
+from tests.helpers import face_bytes, pass_otp, run_pending_check, start_lookup, submit_face
 
 pytestmark = pytest.mark.django_db
 State = LookupRequest.State
-
-
-@pytest.fixture
-def granted(guardian_client, authorization, guardian_device, enrolled_guardian, results):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    submit_face(guardian_client, lookup, face_bytes("person_01/04.jpg"))
-    run_pending_check(lookup)
-    assert lookup.state == State.GRANTED
-    return lookup
 
 
 def test_revocation_after_match_hides_results(guardian_client, granted, authorization, manager, results):

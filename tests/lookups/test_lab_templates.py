@@ -6,7 +6,7 @@ from django.urls import reverse
 from lookups import lab_templates
 from lookups.lab_files import COLUMNS, read_lab_file
 from tests import factories
-from tests.staff.conftest import verified_client
+from tests.helpers import verified_client
 
 LIMITS = {"max_bytes": 2 * 1024 * 1024, "max_rows": 5000}
 pytestmark = pytest.mark.django_db

@@ -17,8 +17,7 @@ from lookups.faces.burst import y4m_frames
 from lookups.faces.images import load_probe_image
 from lookups.models import AuditEvent, FaceChallenge, FaceCheck, LookupRequest
 from lookups.services import face_checks
-from tests.conftest import require_faces
-from tests.lookups.helpers import pass_otp, run_pending_check, start_lookup
+from tests.helpers import require_faces, run_pending_check
 
 pytestmark = pytest.mark.django_db
 State = LookupRequest.State
@@ -28,13 +27,6 @@ State = LookupRequest.State
 def liveness_on(settings):
     settings.KINGUARD_FACE_LIVENESS = True
     settings.KINGUARD_FACE_CHALLENGE_FIXED = "blink"
-
-
-@pytest.fixture
-def at_face_step(guardian_client, authorization, guardian_device, enrolled_guardian, results):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    return lookup
 
 
 def _jpeg(image: Image.Image) -> bytes:

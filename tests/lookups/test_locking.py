@@ -10,8 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from lookups.models import AuditEvent, LookupRequest
-from tests.conftest import face_bytes
-from tests.lookups.helpers import pass_otp, start_lookup, submit_face
+from tests.helpers import face_bytes, lookup_at_face_step, require_postgresql, submit_face
 
 pytestmark = pytest.mark.django_db
 State = LookupRequest.State
@@ -19,15 +18,13 @@ State = LookupRequest.State
 
 @pytest.fixture(autouse=True)
 def _postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("counting row locks needs PostgreSQL: set DATABASE_URL=postgres://...")
+    require_postgresql("counting row locks needs PostgreSQL: set DATABASE_URL=postgres://...")
 
 
 @pytest.fixture
 def at_face_step(guardian_client, authorization, guardian_device, enrolled_guardian):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    return lookup
+    """As the shared fixture, without test results (this module counts queries and locks)."""
+    return lookup_at_face_step(guardian_client, authorization.elder, guardian_device)
 
 
 def _lookup_locks(queries) -> int:

@@ -9,7 +9,7 @@ from guardians import services as guardian_services
 from lookups.audit import Actor
 from lookups.models import LookupRequest
 from tests import factories
-from tests.lookups.helpers import pass_otp, start_lookup
+from tests.helpers import pass_otp, start_lookup
 
 pytestmark = pytest.mark.django_db
 

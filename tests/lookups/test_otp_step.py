@@ -4,8 +4,7 @@ from django.urls import reverse
 from lookups import services
 from lookups.audit import Actor
 from lookups.models import AuditEvent, LookupRequest
-from tests.conftest import totp_now
-from tests.lookups.helpers import start_lookup
+from tests.helpers import start_lookup, totp_now
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,7 @@ from lookups import services
 from lookups.audit import Actor
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
 from lookups.services import face_checks
-from tests.conftest import IN_CI, face_bytes, totp_now
-from tests.lookups.helpers import pass_otp, start_lookup
+from tests.helpers import face_bytes, pass_otp, require_postgresql, start_lookup, totp_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 State = LookupRequest.State
@@ -20,11 +19,7 @@ State = LookupRequest.State
 
 @pytest.fixture(autouse=True)
 def _postgres_only():
-    if connection.vendor != "postgresql":
-        message = "race tests need PostgreSQL row locks: set DATABASE_URL=postgres://..."
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_postgresql("race tests need PostgreSQL row locks: set DATABASE_URL=postgres://...")
 
 
 def at_once(*calls):

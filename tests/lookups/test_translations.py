@@ -1,7 +1,9 @@
 """Simplified Chinese: the committed catalog is complete and compiled, and used end to end."""
 
 import gettext
+import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -11,26 +13,59 @@ from django.urls import reverse
 from django.utils import translation
 
 from lookups import selectors
-from tests.conftest import totp_now
+from tests.helpers import totp_now
 
 PO = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 MO = PO.with_suffix(".mo")
 
 
-def po_entries() -> dict[tuple[str | None, str], str]:
-    """(msgctxt, msgid) -> msgstr of a .po file written without line wrapping (as committed)."""
-    import json
+@dataclass
+class PoEntry:
+    context: str | None
+    msgid: str
+    msgstrs: list[str]
+    flags: set[str] = field(default_factory=set)
+    locations: list[str] = field(default_factory=list)
 
-    entries, context, msgid = {}, None, None
-    for line in PO.read_text(encoding="utf-8").splitlines():
-        if line.startswith("msgctxt "):
-            context = json.loads(line[8:])
-        elif line.startswith("msgid "):
-            msgid = json.loads(line[6:])
-        elif line.startswith(("msgstr ", "msgstr[0] ")) and msgid:
-            entries[(context, msgid)] = json.loads(line.split(" ", 1)[1])
-            context = msgid = None
+
+def po_catalog(text: str) -> list[PoEntry]:
+    """The entries of a .po file (wrapped or not; obsolete ``#~`` entries skipped; no header)."""
+    entries: list[PoEntry] = []
+    flags: set[str] = set()
+    locations: list[str] = []
+    fields: dict[str, str] = {}
+    current: str | None = None
+
+    def flush() -> None:
+        nonlocal flags, locations, fields, current
+        if "msgid" in fields and fields["msgid"]:
+            strs = [fields[k] for k in sorted(fields) if k.startswith("msgstr")]
+            entries.append(PoEntry(fields.get("msgctxt"), fields["msgid"], strs, flags, locations))
+        flags, locations, fields, current = set(), [], {}, None
+
+    for line in [*text.splitlines(), ""]:
+        if not line.strip():
+            flush()
+        elif line.startswith("#,"):
+            flags |= {flag.strip() for flag in line[2:].split(",")}
+        elif line.startswith("#:"):
+            locations += line[2:].split()
+        elif line.startswith("#"):
+            continue
+        elif line.startswith('"') and current:
+            fields[current] += json.loads(line)
+        else:
+            keyword, _space, value = line.partition(" ")
+            if keyword in fields:  # a new entry without a blank line in between
+                flush()
+            current = keyword
+            fields[keyword] = json.loads(value)
     return entries
+
+
+def po_entries() -> dict[tuple[str | None, str], str]:
+    """(msgctxt, msgid) -> msgstr (the first form) of the committed catalog."""
+    return {(e.context, e.msgid): e.msgstrs[0] for e in po_catalog(PO.read_text(encoding="utf-8"))}
 
 
 def test_every_message_is_translated_and_the_mo_matches_the_po():
@@ -93,7 +128,7 @@ def zh_auditor_client(clinic, elder, guardian, authorization, settings):
     from lookups import services as lookup_services
     from lookups.audit import Actor
     from tests import factories
-    from tests.audit.conftest import otp_login
+    from tests.helpers import otp_login
 
     settings.KINGUARD_NOTICE_LANGUAGE = "zh-hans"
     actor = Actor(user=guardian.user, label=guardian.user.username, ip="198.51.100.9", user_agent="phone")
@@ -226,3 +261,103 @@ def test_every_refusal_and_reason_sentence_has_a_chinese_translation():
     assert [msgid for msgid in msgids if not entries.get((None, msgid))] == []
     with translation.override("zh-hans"):
         assert messages.refusal_message("wrong_code") == entries[(None, msgids[7])]
+
+
+def test_every_liveness_refusal_code_has_its_own_retake_sentence():
+    """Each prompted-liveness refusal tells the user what to retake, not the generic sentence."""
+    from lookups import messages
+    from lookups.faces.liveness import CAPTURE_CODES
+
+    missing = [code for code in CAPTURE_CODES if code != "no_match" and code not in messages.FACE_REASON_MESSAGES]
+    assert missing == []
+    with translation.override("zh-hans"):
+        assert (
+            messages.face_reason_message("challenge_not_done") == "未看到提示您做的动作。请按照屏幕上的提示重新拍摄。"
+        )
+
+
+# --- the catalog cannot silently lose translations ------------------------------------------
+
+
+def test_the_po_reader_sees_fuzzy_empty_and_wrapped_entries():
+    text = (
+        'msgid ""\nmsgstr "Language: zh_Hans\\n"\n\n'
+        '#: a.py:1\n#, fuzzy, python-format\n#| msgid "Old %(n)s"\nmsgid "New %(n)s"\nmsgstr "新 %(n)s"\n\n'
+        '#: b.py:2\nmsgctxt "audit action"\nmsgid ""\n"Wrapped "\n"text"\nmsgstr ""\n\n'
+        '#~ msgid "Gone"\n#~ msgstr "没了"\n'
+    )
+    first, second = po_catalog(text)
+    assert (first.msgid, first.flags, first.locations) == ("New %(n)s", {"fuzzy", "python-format"}, ["a.py:1"])
+    assert (second.context, second.msgid, second.msgstrs) == ("audit action", "Wrapped text", [""])
+
+
+def test_no_message_used_in_the_code_is_fuzzy_or_untranslated():
+    """gettext ignores fuzzy entries, so a fuzzy or empty one shows Chinese users English."""
+    entries = po_catalog(PO.read_text(encoding="utf-8"))
+    used = [entry for entry in entries if entry.locations]
+    assert len(used) > 700, "the catalog lost its #: locations (run makemessages as the README says)"
+    fuzzy = [(e.context, e.msgid) for e in entries if "fuzzy" in e.flags]
+    empty = [(e.context, e.msgid) for e in used if not all(e.msgstrs)]
+    assert fuzzy == [], "review these, fix the translation and remove the fuzzy flag"
+    assert empty == [], "translate these"
+
+
+def test_placeholders_survive_translation():
+    placeholder = re.compile(r"%\([a-z_]+\)[sd]|\{[a-z_0-9]*\}")
+    wrong = [
+        e.msgid
+        for e in po_catalog(PO.read_text(encoding="utf-8"))
+        if any(sorted(placeholder.findall(s)) != sorted(placeholder.findall(e.msgid)) for s in e.msgstrs)
+    ]
+    assert wrong == []
+
+
+def test_every_audit_action_and_outcome_label_is_extracted_with_its_context():
+    """The labels are looked up with a context ("audit action" / "audit outcome"); marked with
+    plain gettext, makemessages would drop the context entries and the audit pages would be
+    English. So each label must be marked with pgettext_lazy and have its context entry."""
+    from lookups.audit_vocabulary import AuditAction
+    from lookups.oversight import catalog
+    from lookups.oversight.labels import action_label, outcome_label
+
+    entries = po_entries()
+    with translation.override("en"):
+        actions = {member.value: str(member.label) for member in AuditAction}
+        outcomes = {code: str(label) for code, label in catalog.OUTCOMES}
+    assert [label for label in actions.values() if not entries.get(("audit action", label))] == []
+    assert [label for label in outcomes.values() if not entries.get(("audit outcome", label))] == []
+    with translation.override("zh-hans"):
+        assert [c for c, label in actions.items() if action_label(c) != entries[("audit action", label)]] == []
+        assert [c for c, label in outcomes.items() if outcome_label(c) != entries[("audit outcome", label)]] == []
+
+
+def _label_calls(source: str, owner: str) -> list[tuple[str, str | None]]:
+    """(label, context) of each (code, label) pair in the class or list assigned to ``owner``."""
+    import ast
+
+    tree = ast.parse(source)
+    (node,) = [
+        n
+        for n in ast.walk(tree)
+        if (isinstance(n, ast.ClassDef) and n.name == owner)
+        or (isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.target.id == owner)
+    ]
+    body = node.value if isinstance(node, ast.AnnAssign) else node
+    pairs = [t for t in ast.walk(body) if isinstance(t, ast.Tuple) and len(t.elts) == 2]
+    calls = []
+    for pair in pairs:
+        call = pair.elts[1]
+        assert isinstance(call, ast.Call), ast.unparse(pair)
+        name = getattr(call.func, "id", "")
+        context = call.args[0].value if name == "pgettext_lazy" else None
+        calls.append((ast.unparse(call.args[-1]), context))
+    return calls
+
+
+def test_labels_are_marked_with_their_context_for_makemessages():
+    base = Path(settings.BASE_DIR) / "lookups"
+    actions = _label_calls((base / "audit_vocabulary.py").read_text(encoding="utf-8"), "AuditAction")
+    outcomes = _label_calls((base / "oversight" / "catalog.py").read_text(encoding="utf-8"), "OUTCOMES")
+    assert len(actions) > 70 and len(outcomes) > 40
+    assert [label for label, context in actions if context != "audit action"] == []
+    assert [label for label, context in outcomes if context != "audit outcome"] == []

@@ -19,8 +19,7 @@ from lookups.faces.images import MAX_BURST_FRAMES, MAX_IMAGE_PIXELS
 from lookups.forms import FaceBurstForm
 from lookups.models import AuditEvent, FaceCheck, LookupRequest
 from lookups.selectors import face_reason_message
-from tests.conftest import require_faces
-from tests.lookups.helpers import pass_otp, start_lookup
+from tests.helpers import pass_otp, require_faces, start_lookup
 
 State = LookupRequest.State
 

@@ -6,13 +6,12 @@ trusted proxy's X-Forwarded-For is believed, read right to left, skipping truste
 
 import pytest
 from django.conf import settings as django_settings
-from django.test import RequestFactory
 from django.urls import reverse
 
 from config.client_ip import client_ip
 from lookups.audit import Actor
 from lookups.models import AuditEvent
-from tests.lookups.helpers import start_lookup
+from tests.helpers import request_from, start_lookup
 
 pytestmark = pytest.mark.django_db
 
@@ -23,13 +22,6 @@ PROXY = "10.0.0.5"
 def behind_proxy(settings):
     settings.KINGUARD_TRUSTED_PROXIES = ["127.0.0.1", "10.0.0.0/24"]
     return settings
-
-
-def _request(remote: str, xff: str | None = None):
-    meta = {"REMOTE_ADDR": remote}
-    if xff is not None:
-        meta["HTTP_X_FORWARDED_FOR"] = xff
-    return RequestFactory().get("/", **meta)
 
 
 def test_audit_records_the_client_behind_the_trusted_proxy(behind_proxy, guardian_client, authorization):
@@ -48,27 +40,27 @@ def test_spoofed_header_from_an_untrusted_peer_is_ignored_in_the_audit(behind_pr
 
 def test_left_most_entry_is_the_clients_own_claim(behind_proxy):
     # The client wrote "1.2.3.4"; nginx appended the real peer 203.0.113.7.
-    assert client_ip(_request(PROXY, "1.2.3.4, 203.0.113.7")) == "203.0.113.7"
+    assert client_ip(request_from(PROXY, "1.2.3.4, 203.0.113.7")) == "203.0.113.7"
 
 
 def test_multiple_trusted_proxies_are_skipped_right_to_left(behind_proxy):
-    assert client_ip(_request(PROXY, "1.2.3.4, 203.0.113.7, 10.0.0.9, 127.0.0.1")) == "203.0.113.7"
+    assert client_ip(request_from(PROXY, "1.2.3.4, 203.0.113.7, 10.0.0.9, 127.0.0.1")) == "203.0.113.7"
 
 
 def test_no_proxies_configured_means_no_header_is_believed(settings):
     settings.KINGUARD_TRUSTED_PROXIES = []
-    assert client_ip(_request("127.0.0.1", "203.0.113.7")) == "127.0.0.1"
+    assert client_ip(request_from("127.0.0.1", "203.0.113.7")) == "127.0.0.1"
 
 
 def test_malformed_hop_stops_the_walk(behind_proxy):
-    assert client_ip(_request(PROXY, "203.0.113.7, not-an-ip")) == PROXY
+    assert client_ip(request_from(PROXY, "203.0.113.7, not-an-ip")) == PROXY
 
 
 def test_actor_from_request_uses_the_same_rule(behind_proxy, guardian):
-    request = _request(PROXY, "9.9.9.9, 203.0.113.8")
+    request = request_from(PROXY, "9.9.9.9, 203.0.113.8")
     request.user = guardian.user
     assert Actor.from_request(request).ip == "203.0.113.8"
-    spoofed = _request("198.51.100.1", "203.0.113.8")
+    spoofed = request_from("198.51.100.1", "203.0.113.8")
     spoofed.user = guardian.user
     assert Actor.from_request(spoofed).ip == "198.51.100.1"
 

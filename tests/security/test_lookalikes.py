@@ -3,17 +3,20 @@
 Attack: a family member or someone of the same region and age holds the guardian's phone and
 presents a photo of themselves. The strongest such attacker in the labeled set is, for every
 enrolled identity A, the identity B whose template is nearest to A's. Every accepted photo of B
-is tried against A's template, built exactly as enrollment builds it (the first three photos
+is tried against A's template, built exactly as enrollment builds it (the first K = 3 or 5 photos
 that pass the quality gate, ``detect_single_face(load_probe_image(...))``, then
 ``build_template``), at the shipped threshold.
 
 * Tuning identities (person_01-25, person_36-40; nearest B among them): every attempt must be
-  refused (asserted).
+  refused by the shipped rule (threshold + cohort margin, ``lookups.faces.matching.decide``,
+  the other enrolled templates as the cohort: B is enrolled herself, as in the attack report)
+  (asserted). The threshold alone accepts 3 of 264 at 0.42 (printed and recorded): a look-alike
+  who is *not* enrolled meets only the global threshold.
 * Held-out identities (person_26-35; nearest B among all 40): the figure is printed and
   recorded (``record_property`` and ``$KG_FACE_CACHE/lookalikes_report.json``), not asserted:
   nothing may be tuned on it.
 
-Embeddings are cached in ``$KG_FACE_CACHE`` (default /tmp/kg_fmatch_cache), keyed by file path,
+Embeddings are cached in ``$KG_FACE_CACHE`` (default /tmp/f-match-cache), keyed by file path,
 size, mtime and MODEL_VERSION, so the run takes seconds after the first one. Without the face
 set or the face models the tests skip, and fail when CI=true.
 """
@@ -37,16 +40,17 @@ from lookups.faces.detection import detect_single_face
 from lookups.faces.errors import ProbeRejected
 from lookups.faces.images import load_probe_image
 from lookups.faces.matching import DEFAULT_THRESHOLD, MODEL_VERSION, build_template
-from tests.conftest import IN_CI, require_faces
+from tests.helpers import IN_CI, require_faces
 
 pytestmark = pytest.mark.faces
 
 TUNING = "person_01-25,person_36-40"
 HELD_OUT = "person_26-35"
-#: Photos per template, as the threshold was calibrated and as the desk enrolls.
-ENROLL = 3
-#: /tmp/kg_fmatch_cache on Linux; not the repo (the face set must never be copied into it).
-CACHE_DIR = Path(os.environ.get("KG_FACE_CACHE") or Path(tempfile.gettempdir()) / "kg_fmatch_cache")
+#: Photos per template: 3 (the form's minimum recommendation, as the threshold was first
+#: calibrated) and 5 (what the README now recommends); both must hold.
+ENROLL_SIZES = (3, 5)
+#: /tmp/f-match-cache on Linux; not the repo (the face set must never be copied into it).
+CACHE_DIR = Path(os.environ.get("KG_FACE_CACHE") or Path(tempfile.gettempdir()) / "f-match-cache")
 _SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
@@ -102,8 +106,8 @@ class EncodingCache:
         tmp.replace(self.path)  # atomic: concurrent runs never read a half-written file
 
 
-@pytest.fixture(scope="module")
-def face_set() -> dict[str, Any]:
+@pytest.fixture(scope="module", params=ENROLL_SIZES, ids=lambda k: f"K{k}")
+def face_set(request) -> dict[str, Any]:
     """Templates (enrollment-style) and every accepted photo of each identity."""
     root = require_faces()
     _require_models()
@@ -121,7 +125,7 @@ def face_set() -> dict[str, Any]:
             if isinstance(value, str):  # refused by the gate: retaken at the desk / retake
                 continue
             photos[ident].append((f"{ident}/{path.name}", value))
-            if len(enrolled) < ENROLL:
+            if len(enrolled) < request.param:
                 enrolled.append(value)
                 enrolled_files[ident].append(path)
         templates[ident] = build_template([_Embedded(e) for e in enrolled])
@@ -132,6 +136,7 @@ def face_set() -> dict[str, Any]:
         "photos": photos,
         "enrolled_files": enrolled_files,
         "names": identity_names(root),
+        "enroll": request.param,
     }
 
 
@@ -149,8 +154,8 @@ def _describe(pairs: list[dict[str, Any]], names: dict[str, str], threshold: flo
         lines.append(
             f"{p['identity']} ({names.get(p['identity'], '?')}) <- {p['nearest']} "
             f"({names.get(p['nearest'], '?')}): template distance {p['template_distance']:.3f}, "
-            f"closest {p['closest']:.3f}, accepted {p['false_matches']}/{p['comparisons']}"
-            + (f" [{', '.join(accepted)}]" if accepted else "")
+            f"closest {p['closest']:.3f}, accepted by the threshold alone {p['false_matches']}/{p['comparisons']}, "
+            f"by the shipped rule {p['false_matches_cohort']}" + (f" [{', '.join(accepted)}]" if accepted else "")
         )
     return lines
 
@@ -176,17 +181,6 @@ def test_the_cached_templates_are_the_ones_enrollment_builds(face_set: dict[str,
         assert np.allclose(build_template(samples), face_set["templates"][ident], atol=1e-9)
 
 
-@pytest.mark.xfail(
-    condition=_shipped_threshold() > 0.3988,
-    strict=True,
-    reason=(
-        "measured 2026-12-03 at the shipped 0.42: 3 of 264 nearest-identity attempts accepted "
-        "(person_12 Serena_Williams 01/05 vs person_13 Venus_Williams 0.419/0.400; person_17 "
-        "Megawati_Sukarnoputri 08 vs person_23 Yoriko_Kawaguchi 0.399). Refusing them needs "
-        "t <= 0.39 (held-out FNMR 22 % single photo) or the capture-mean decision of issue 11; "
-        "strict: passes -> XPASS fails, so the marker goes when the decision is fixed"
-    ),
-)
 def test_closest_impostors_of_the_tuning_set_are_refused(face_set: dict[str, Any], record_property) -> None:
     threshold = _shipped_threshold()
     available = list(face_set["templates"])
@@ -198,14 +192,19 @@ def test_closest_impostors_of_the_tuning_set_are_refused(face_set: dict[str, Any
     print(f"\ntuning nearest-identity pairs at threshold {threshold:.2f}: {summary}")
     print("\n".join(lines))
     record_property("tuning_nearest_pairs", json.dumps(summary))
-    _record("tuning", {"threshold": threshold, **summary, "pairs": lines})
+    _record(f"tuning_K{face_set['enroll']}", {"threshold": threshold, **summary, "pairs": lines})
 
     assert len(pairs) == len(tuning) == 30
     assert all(p["comparisons"] >= 3 for p in pairs)
+    # The shipped rule: threshold + cohort margin, every other tuning template as the cohort
+    # (the look-alike is enrolled herself, as in the attack report).
     accepted = [
-        line for p, line in zip(sorted(pairs, key=lambda p: p["closest"]), lines, strict=True) if p["false_matches"]
+        line
+        for p, line in zip(sorted(pairs, key=lambda p: p["closest"]), lines, strict=True)
+        if p["false_matches_cohort"]
     ]
     assert not accepted, "look-alike impostors accepted:\n" + "\n".join(accepted)
+    assert summary["false_matches_cohort"] == 0
 
 
 def test_closest_impostors_of_the_held_out_set_are_measured(face_set: dict[str, Any], record_property) -> None:
@@ -223,6 +222,6 @@ def test_closest_impostors_of_the_held_out_set_are_measured(face_set: dict[str, 
     print(f"\nheld-out nearest-identity pairs at threshold {threshold:.2f}: {summary}")
     print("\n".join(lines))
     record_property("held_out_nearest_pairs", json.dumps(summary))
-    _record("held_out", {"threshold": threshold, **summary, "pairs": lines})
+    _record(f"held_out_K{face_set['enroll']}", {"threshold": threshold, **summary, "pairs": lines})
     assert len(pairs) == len(held_out) == 10
     assert summary["comparisons"] == sum(len(face_set["photos"][p["nearest"]]) for p in pairs)

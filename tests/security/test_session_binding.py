@@ -10,23 +10,12 @@ from django.urls import reverse
 
 from lookups.models import LookupRequest
 from lookups.session_binding import binding_for_key
-from tests.conftest import face_bytes
-from tests.lookups.helpers import pass_otp, run_pending_check, start_lookup, submit_face
+from tests.helpers import face_bytes, pass_otp, start_lookup, submit_face
 
 pytestmark = pytest.mark.django_db
 State = LookupRequest.State
 
 PASSWORD = "correct horse battery staple 42"
-
-
-@pytest.fixture
-def granted(guardian_client, authorization, guardian_device, enrolled_guardian, results):
-    lookup = start_lookup(guardian_client, authorization.elder)
-    pass_otp(guardian_client, lookup, guardian_device)
-    submit_face(guardian_client, lookup, face_bytes("person_01/04.jpg"))
-    run_pending_check(lookup)
-    assert lookup.state == State.GRANTED
-    return lookup
 
 
 @pytest.fixture
@@ -66,7 +55,7 @@ def test_second_browser_cannot_poll_status(granted, second_browser):
 
 
 def test_second_browser_cannot_take_the_otp_step(guardian_client, authorization, guardian_device, second_browser):
-    from tests.conftest import totp_now
+    from tests.helpers import totp_now
 
     lookup = start_lookup(guardian_client, authorization.elder)
     url = reverse("lookups:otp", args=[lookup.pk])
@@ -119,7 +108,7 @@ def test_session_key_rotates_at_sign_in(client, guardian):
 def test_staff_sign_in_rotates_the_session_key(client, staff):
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from tests.conftest import totp_now
+    from tests.helpers import totp_now
 
     staff.set_password(PASSWORD)
     staff.save()

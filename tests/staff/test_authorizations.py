@@ -1,20 +1,17 @@
 """Authorizations at the desk: register (pending), second-person approval, revoke, suspend, renew."""
 
 import datetime as dt
-import io
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from PIL import Image
 
 from guardians import services
 from guardians.models import Authorization
 from lookups.audit import Actor
 from lookups.models import AuditEvent, LookupRequest
 from tests import factories
-from tests.lookups.helpers import pass_otp, start_lookup, submit_face
-from tests.staff.conftest import verified_client
+from tests.helpers import image_bytes, pass_otp, start_lookup, submit_face, verified_client
 
 pytestmark = pytest.mark.django_db
 S = Authorization.Status
@@ -162,9 +159,7 @@ def test_expiring_list_shows_the_next_30_days_only(staff, manager, staff_client,
 
 
 def _jpeg() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), "gray").save(buffer, format="JPEG")
-    return buffer.getvalue()
+    return image_bytes("JPEG", (64, 64), "gray")
 
 
 def test_revocation_takes_effect_on_an_in_flight_lookup(

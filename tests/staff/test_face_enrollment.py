@@ -8,7 +8,7 @@ from guardians import services
 from guardians.models import FaceConsent, FaceEnrollment
 from lookups.models import AuditEvent
 from tests import factories
-from tests.conftest import face_bytes
+from tests.helpers import face_bytes
 
 pytestmark = pytest.mark.django_db
 CONSENT = "I agree that my face template is stored to confirm it is me."

@@ -10,8 +10,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from lookups import services as lookup_services
 from lookups.audit import Actor
 from lookups.models import AuditEvent, LookupRequest
-from tests.conftest import totp_now
-from tests.lookups.helpers import start_lookup
+from tests.helpers import start_lookup, totp_now
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from guardians import permissions
 from guardians.models import StaffMembership
 from guardians.permissions import ACTION_ROLES, StaffAction
 from tests import factories
-from tests.staff.conftest import verified_client
+from tests.helpers import image_bytes, verified_client
 
 pytestmark = pytest.mark.django_db
 ROLES = [StaffMembership.Role.STAFF, StaffMembership.Role.MANAGER, StaffMembership.Role.AUDITOR]
@@ -48,13 +48,7 @@ def world(staff, manager, clinic, other_clinic, guardian, elder, authorization):
 
 
 def _png() -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), "white").save(buffer, format="PNG")
-    return buffer.getvalue()
+    return image_bytes("PNG", (8, 8), "white")
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -1,34 +1,26 @@
 """Recording results: the form, the all-or-nothing CSV import, and the staff-only sampling photo."""
 
 import datetime as dt
-import io
 from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
-from PIL import Image
 
-from guardians import crypto
 from lookups import services as lookup_services
 from lookups.audit import Actor, verify_chain
 from lookups.models import AuditEvent, TestResult
 from lookups.services import results_import
 from tests import factories
+from tests.helpers import image_bytes, stored_id_number
 
 pytestmark = pytest.mark.django_db
 HEADER = "ID number,test kind,sampled at,site,lab,result,reported at"
 
 
-def _png(color="white") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), color).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _id(person) -> str:
-    return crypto.decrypt(person.id_number_ciphertext).decode()
+def _png(color: str = "white") -> bytes:
+    return image_bytes("PNG", (16, 16), color)
 
 
 def _result_form(elder, **overrides):
@@ -119,7 +111,8 @@ def _csv(*rows: str, header: str = HEADER) -> bytes:
 
 
 def _row(person, kind="nucleic_acid", sampled="2026-01-05 09:30", result="Negative", reported="2026-01-06 08:00"):
-    return f"{_id(person)},{kind},{sampled},Riverside sampling point 3,City Central Laboratory,{result},{reported}"
+    site, lab = "Riverside sampling point 3", "City Central Laboratory"
+    return f"{stored_id_number(person)},{kind},{sampled},{site},{lab},{result},{reported}"
 
 
 def _import(client, clinic, data: bytes, name="export.csv"):
@@ -138,7 +131,7 @@ def _confirm_and_run(client, preview_response):
     from lookups.services import results_import_jobs
 
     queued = []
-    with mock.patch("lookups.tasks.run_results_import.delay_on_commit", side_effect=queued.append):
+    with mock.patch("lookups.task_queue.publish_on_commit", side_effect=lambda _name, key: queued.append(key)):
         response = client.post(
             reverse("staff:results_import_confirm"), {"token": preview_response.context["confirm"]["token"].value()}
         )
@@ -188,10 +181,10 @@ def test_one_bad_row_imports_nothing_and_names_the_line(staff_client, clinic, el
 
 def test_every_problem_is_listed_by_line(staff, clinic, elders, other_clinic):
     stranger = factories.make_person(factories.make_staff(other_clinic), other_clinic, "Elsewhere", elder=True)
-    bad_checksum = _id(elders[0])[:17] + ("1" if _id(elders[0])[17] != "1" else "2")
+    bad_checksum = stored_id_number(elders[0])[:17] + ("1" if stored_id_number(elders[0])[17] != "1" else "2")
     data = _csv(
         _row(elders[0]),
-        _row(elders[0]).replace(_id(elders[0]), bad_checksum, 1),
+        _row(elders[0]).replace(stored_id_number(elders[0]), bad_checksum, 1),
         _row(elders[1], sampled="yesterday"),
         _row(elders[1], sampled="2026-01-06 09:00", reported="2026-01-05 09:00"),
         _row(stranger),

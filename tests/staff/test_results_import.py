@@ -11,10 +11,10 @@ from django.urls import reverse
 from django.utils import translation
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from guardians import crypto
 from lookups.models import AuditEvent, TestResult
 from lookups.services import results_import_jobs
 from tests import factories
+from tests.helpers import stored_id_number
 
 from .conftest import verified_client
 
@@ -23,12 +23,8 @@ EN = ["ID number", "Test kind", "Sampled at", "Site", "Lab", "Result", "Reported
 ZH = ["身份证号", "检测类型", "采样时间", "采样点", "检测机构", "结果", "报告时间"]
 
 
-def _id(person) -> str:
-    return crypto.decrypt(person.id_number_ciphertext).decode()
-
-
 def _cells(person, sampled="2026-01-05 09:30", kind="nucleic_acid", result="阴性"):
-    return [_id(person), kind, sampled, "河滨社区采样点", "市检测中心", result, "2026-01-06 08:00"]
+    return [stored_id_number(person), kind, sampled, "河滨社区采样点", "市检测中心", result, "2026-01-06 08:00"]
 
 
 def _csv(rows, header=ZH, encoding="utf-8") -> bytes:
@@ -59,7 +55,7 @@ def _token(response) -> str:
 
 def _confirm(client, token):
     queued: list[str] = []
-    with mock.patch("lookups.tasks.run_results_import.delay_on_commit", side_effect=queued.append):
+    with mock.patch("lookups.task_queue.publish_on_commit", side_effect=lambda _name, key: queued.append(key)):
         response = client.post(reverse("staff:results_import_confirm"), {"token": token})
     return response, queued
 
@@ -86,7 +82,7 @@ def test_preview_then_confirm_imports_every_row(staff_client, clinic, elders, na
     assert shown.ok and [r.line for r in shown.rows] == [2, 3, 4]
     assert {r.site for r in shown.rows} == {"河滨社区采样点"}  # decoded right in every encoding
     page = preview.content.decode()
-    assert "长者0" in page and _id(elders[0]) not in page  # names shown, ID numbers masked
+    assert "长者0" in page and stored_id_number(elders[0]) not in page  # names shown, ID numbers masked
     assert not TestResult.objects.exists() and not AuditEvent.objects.filter(action__startswith="result").exists()
 
     response, queued = _confirm(staff_client, _token(preview))
@@ -242,7 +238,7 @@ def test_the_worker_rereads_the_staged_file_not_the_browser(staff_client, clinic
 
 def test_broker_down_imports_nothing_and_the_preview_can_be_confirmed_again(staff_client, clinic, elders):
     token = _token(_upload(staff_client, clinic, _csv([_cells(elders[0])])))
-    with mock.patch("lookups.tasks.run_results_import.delay_on_commit", side_effect=BrokerUnavailable("down")):
+    with mock.patch("lookups.task_queue.publish_on_commit", side_effect=BrokerUnavailable("down")):
         response = staff_client.post(reverse("staff:results_import_confirm"), {"token": token})
     assert response.status_code == 503 and "could not be started" in response.context["rejected"]
     again, queued = _confirm(staff_client, token)

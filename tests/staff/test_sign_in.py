@@ -9,8 +9,7 @@ from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from lookups.models import AuditEvent
-from tests.conftest import totp_now
-from tests.staff.conftest import device_of
+from tests.helpers import device_of, totp_now
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery"
@@ -122,7 +121,7 @@ def test_anonymous_users_are_sent_to_the_staff_login(client, elder):
 
 def test_verified_non_member_gets_403(db):
     from tests import factories
-    from tests.staff.conftest import verified_client
+    from tests.helpers import verified_client
 
     nobody = factories.UserFactory()
     assert verified_client(nobody).get(reverse("staff:home")).status_code == 403

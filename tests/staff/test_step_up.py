@@ -9,8 +9,7 @@ from django.utils import timezone
 
 from config.middleware import SESSION_OTP_AT
 from lookups.models import AuditEvent
-from tests.conftest import totp_now
-from tests.staff.conftest import device_of
+from tests.helpers import device_of, totp_now
 
 pytestmark = pytest.mark.django_db
 

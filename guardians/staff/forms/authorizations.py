@@ -10,9 +10,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from guardians import permissions, services
-from guardians.models import Authorization, User
+from guardians.models import Authorization, Person, User
 
-from .common import DATE_INPUT, A
+from .common import DATE_INPUT, A, model_choice_field
 
 MAX_AUTHORIZATION_YEARS = 5
 
@@ -26,8 +26,12 @@ def end_of_day_after(day: dt.date) -> dt.datetime:
 
 
 class AuthorizationForm(forms.Form):
-    elder = forms.ModelChoiceField(queryset=None, to_field_name="public_id", widget=forms.HiddenInput)
-    guardian = forms.ModelChoiceField(queryset=None, to_field_name="public_id", widget=forms.HiddenInput)
+    elder: forms.ModelChoiceField[Person] = forms.ModelChoiceField(
+        queryset=None, to_field_name="public_id", widget=forms.HiddenInput
+    )
+    guardian: forms.ModelChoiceField[Person] = forms.ModelChoiceField(
+        queryset=None, to_field_name="public_id", widget=forms.HiddenInput
+    )
     relationship = forms.ChoiceField(label=_("The guardian is the elder's"), choices=Authorization.Relationship.choices)
     scope = forms.ChoiceField(
         label=_("What the guardian may look up"),
@@ -56,8 +60,8 @@ class AuthorizationForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.actor = actor
         people = permissions.staff_people(user, A.MANAGE_AUTHORIZATIONS)
-        self.fields["elder"].queryset = people.filter(is_elder=True)
-        self.fields["guardian"].queryset = people.filter(is_guardian=True)
+        model_choice_field(self, "elder").queryset = people.filter(is_elder=True)
+        model_choice_field(self, "guardian").queryset = people.filter(is_guardian=True)
         self.fields["valid_until"].initial = timezone.localdate() + dt.timedelta(days=365)
 
     def clean_valid_until(self) -> dt.date:
@@ -70,7 +74,8 @@ class AuthorizationForm(forms.Form):
         return day
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         if data["consent_basis"] == Authorization.ConsentBasis.LEGAL_DOCUMENT and not data["consent_reference"].strip():

@@ -55,7 +55,8 @@ class FaceConsentForm(forms.Form):
     confirmed = forms.BooleanField(label=_("The text was read by (or to) the person, and they agreed"))
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if (
             data.get("given_by") == FaceConsent.GivenBy.REPRESENTATIVE
             and not data.get("representative_name", "").strip()
@@ -81,10 +82,11 @@ class MultipleImageField(forms.FileField):
 
 
 class FaceEnrollForm(forms.Form):
-    """1 to 5 photos (3 recommended); each goes through the pipeline's quality gate."""
+    """1 to 5 photos (5 recommended: the match was calibrated on 5-photo templates); each goes
+    through the pipeline's quality gate."""
 
     photos = MultipleImageField(
-        label=_("Photos of the face (1 to 5; 3 recommended)"),
+        label=_("Photos of the face (1 to 5; 5 recommended)"),
         help_text=_("Take them with the camera above, or choose files. Photos are not kept."),
     )
 

@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from guardians import id_numbers, permissions, phones, services
-from guardians.models import IdentityCheck, Person, User
+from guardians.models import Clinic, IdentityCheck, Person, User
 
-from .common import DATE_INPUT, A
+from .common import DATE_INPUT, A, model_choice_field
 
 # --- registration -------------------------------------------------------------------------
 
@@ -18,7 +18,7 @@ from .common import DATE_INPUT, A
 class PersonRegisterForm(forms.Form):
     """Register an elder or a guardian after checking their identity document in person."""
 
-    clinic = forms.ModelChoiceField(queryset=None, label=_("Clinic"), empty_label=None)
+    clinic: forms.ModelChoiceField[Clinic] = forms.ModelChoiceField(queryset=None, label=_("Clinic"), empty_label=None)
     full_name = forms.CharField(label=_("Full name (as on the document)"), max_length=200)
     id_number = forms.CharField(
         label=_("Resident ID number (18 characters)"),
@@ -63,7 +63,7 @@ class PersonRegisterForm(forms.Form):
         self.duplicate: Person | None = None
         self.duplicate_visible = False
         clinics = permissions.staff_clinics(user, A.REGISTER).order_by("name")
-        self.fields["clinic"].queryset = clinics
+        model_choice_field(self, "clinic").queryset = clinics
         clinic_list = list(clinics)
         if len(clinic_list) == 1:
             self.fields["clinic"].initial = clinic_list[0].pk
@@ -94,7 +94,8 @@ class PersonRegisterForm(forms.Form):
             raise ValidationError(phones.INVALID_MESSAGE, code="invalid_phone") from exc
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("id_number") and data.get("birth_date"):
             try:
                 services.id_number_check_birth_date(id_number=data["id_number"], birth_date=data["birth_date"])

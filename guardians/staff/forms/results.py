@@ -12,11 +12,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from guardians import permissions
-from guardians.models import User
+from guardians.models import Clinic, Person, User
 from lookups.faces.images import MAX_UPLOAD_BYTES
 from lookups.models import TestResult
 
-from .common import DATETIME_INPUT, A
+from .common import DATETIME_INPUT, A, model_choice_field
 
 # --- results ------------------------------------------------------------------------------
 
@@ -24,7 +24,9 @@ SAMPLING_PHOTO_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 
 class ResultForm(forms.Form):
-    elder = forms.ModelChoiceField(queryset=None, to_field_name="public_id", widget=forms.HiddenInput)
+    elder: forms.ModelChoiceField[Person] = forms.ModelChoiceField(
+        queryset=None, to_field_name="public_id", widget=forms.HiddenInput
+    )
     kind = forms.ChoiceField(label=_("Test"), choices=TestResult.Kind.choices)
     sampled_at = forms.DateTimeField(label=_("Sample taken at"), widget=DATETIME_INPUT)
     site = forms.CharField(label=_("Sampling site"), max_length=200)
@@ -39,7 +41,9 @@ class ResultForm(forms.Form):
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["elder"].queryset = permissions.staff_people(user, A.RECORD_RESULTS).filter(is_elder=True)
+        model_choice_field(self, "elder").queryset = permissions.staff_people(user, A.RECORD_RESULTS).filter(
+            is_elder=True
+        )
 
     def clean_sampling_photo(self):
         """A real JPEG/PNG/WebP of at most 10 MB, stored under a random name."""
@@ -55,15 +59,18 @@ class ResultForm(forms.Form):
         try:
             with Image.open(io.BytesIO(data), formats=tuple(SAMPLING_PHOTO_FORMATS)) as image:
                 image.verify()
-                kind = image.format
+                extension = SAMPLING_PHOTO_FORMATS.get(image.format or "")
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise ValidationError(_("This file is not a JPEG, PNG or WebP photo.")) from exc
         upload.seek(0)
-        upload.name = f"{uuid.uuid4().hex}.{SAMPLING_PHOTO_FORMATS[kind]}"
+        if extension is None:  # not reached: Image.open accepted only these formats
+            raise ValidationError(_("This file is not a JPEG, PNG or WebP photo."))
+        upload.name = f"{uuid.uuid4().hex}.{extension}"
         return upload
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         sampled, reported = data.get("sampled_at"), data.get("reported_at")
         if sampled and reported and reported < sampled:
             self.add_error("reported_at", _("A result cannot be reported before the sample was taken."))
@@ -78,14 +85,14 @@ LAB_FILE_ACCEPT = ".csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocu
 
 
 class ResultsImportForm(forms.Form):
-    clinic = forms.ModelChoiceField(queryset=None, label=_("Clinic"), empty_label=None)
+    clinic: forms.ModelChoiceField[Clinic] = forms.ModelChoiceField(queryset=None, label=_("Clinic"), empty_label=None)
     file = forms.FileField(
         label=_("Lab file (CSV or Excel .xlsx)"), widget=forms.ClearableFileInput(attrs={"accept": LAB_FILE_ACCEPT})
     )
 
     def __init__(self, *args, user: User, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["clinic"].queryset = permissions.staff_clinics(user, A.RECORD_RESULTS).order_by("name")
+        model_choice_field(self, "clinic").queryset = permissions.staff_clinics(user, A.RECORD_RESULTS).order_by("name")
 
 
 class ResultsImportConfirmForm(forms.Form):

@@ -80,9 +80,9 @@ class StaffLoginForm(AuthenticationForm):
         reason = "invalid_login" if user is None else ""
         device, otp_reason = self._verify_second_factor(user, token)
         reason = reason or otp_reason
-        if not reason and self.require_is_staff and not user.is_staff:
+        if not reason and user is not None and self.require_is_staff and not user.is_staff:
             reason = "not_staff"
-        if reason:
+        if reason or user is None:  # no user always has a reason (invalid_login)
             if user is not None:
                 # The password was right but the sign-in failed: count it for the lockout.
                 user_login_failed.send(sender=__name__, credentials={"username": username}, request=self.request)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -13,6 +15,7 @@ from django.views.decorators.http import require_POST
 from guardians import permissions, selectors, services
 from guardians.models import Authorization
 from guardians.staff import forms
+from guardians.typing import AuthenticatedHttpRequest
 from lookups.audit import Actor
 from lookups.oversight.services import authorization_view_record
 
@@ -30,7 +33,7 @@ from .common import (
 
 
 @staff_view()
-def authorizations(request: HttpRequest) -> HttpResponse:
+def authorizations(request: AuthenticatedHttpRequest) -> HttpResponse:
     view = request.GET.get("view", "pending")
     if view not in selectors.AUTHORIZATION_VIEWS:
         view = "pending"
@@ -49,7 +52,7 @@ def authorizations(request: HttpRequest) -> HttpResponse:
 
 
 @staff_view(A.MANAGE_AUTHORIZATIONS)
-def authorization_new(request: HttpRequest) -> HttpResponse:
+def authorization_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Pick the elder and the guardian (search by name, same clinic), then the terms."""
     elder = guardian = None
     if _param(request, "elder"):
@@ -62,7 +65,7 @@ def authorization_new(request: HttpRequest) -> HttpResponse:
         )
         if guardian is None or not guardian.is_guardian:
             raise Http404
-    context = {"elder": elder, "guardian": guardian, "nav": "authorizations"}
+    context: dict[str, object] = {"elder": elder, "guardian": guardian, "nav": "authorizations"}
     if elder is None or guardian is None:
         query = _query(request)
         choices = (
@@ -103,7 +106,7 @@ def authorization_new(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/authorization_new.html", context, status=status)
 
 
-def _authorization_page(request: HttpRequest, authorization: Authorization, status: int = 200, **forms_):
+def _authorization_page(request: AuthenticatedHttpRequest, authorization: Authorization, status: int = 200, **forms_):
     user = request.user
     can_manage = permissions.staff_can(user, A.MANAGE_AUTHORIZATIONS, authorization.clinic_id)
     S = Authorization.Status
@@ -121,7 +124,7 @@ def _authorization_page(request: HttpRequest, authorization: Authorization, stat
         "suspend_form": forms_.get("suspend_form") or forms.AuthorizationEndForm(prefix="suspend"),
         "renew_form": forms_.get("renew_form")
         or forms.AuthorizationRenewForm(
-            prefix="renew", initial={"valid_until": renew_initial + timezone.timedelta(days=365)}
+            prefix="renew", initial={"valid_until": renew_initial + dt.timedelta(days=365)}
         ),
         "nav": "authorizations",
     }
@@ -129,7 +132,7 @@ def _authorization_page(request: HttpRequest, authorization: Authorization, stat
 
 
 @staff_view()
-def authorization(request: HttpRequest, pk: int) -> HttpResponse:
+def authorization(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     found = _authorization_or_404(request, pk)
     authorization_view_record(actor=Actor.from_request(request), authorization=found)
     return _authorization_page(request, found)
@@ -137,7 +140,7 @@ def authorization(request: HttpRequest, pk: int) -> HttpResponse:
 
 @staff_view(A.MANAGE_AUTHORIZATIONS)
 @require_POST
-def authorization_approve(request: HttpRequest, pk: int) -> HttpResponse:
+def authorization_approve(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     found = _authorization_or_404(request, pk, A.MANAGE_AUTHORIZATIONS)
     try:
         services.authorization_approve(actor=Actor.from_request(request), authorization_id=found.pk)
@@ -148,7 +151,7 @@ def authorization_approve(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("staff:authorization", found.pk)
 
 
-def _end(request: HttpRequest, pk: int, *, prefix: str, service, done: str) -> HttpResponse:
+def _end(request: AuthenticatedHttpRequest, pk: int, *, prefix: str, service, done: str) -> HttpResponse:
     found = _authorization_or_404(request, pk, A.MANAGE_AUTHORIZATIONS)
     form = forms.AuthorizationEndForm(request.POST, prefix=prefix)
     if form.is_valid():
@@ -169,19 +172,19 @@ def _end(request: HttpRequest, pk: int, *, prefix: str, service, done: str) -> H
 
 @staff_view(A.MANAGE_AUTHORIZATIONS)
 @require_POST
-def authorization_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def authorization_revoke(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _end(request, pk, prefix="revoke", service=services.authorization_revoke, done=_("Revoked."))
 
 
 @staff_view(A.MANAGE_AUTHORIZATIONS)
 @require_POST
-def authorization_suspend(request: HttpRequest, pk: int) -> HttpResponse:
+def authorization_suspend(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _end(request, pk, prefix="suspend", service=services.authorization_suspend, done=_("Suspended."))
 
 
 @staff_view(A.MANAGE_AUTHORIZATIONS)
 @require_POST
-def authorization_renew(request: HttpRequest, pk: int) -> HttpResponse:
+def authorization_renew(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     found = _authorization_or_404(request, pk, A.MANAGE_AUTHORIZATIONS)
     form = forms.AuthorizationRenewForm(request.POST, prefix="renew")
     if form.is_valid():

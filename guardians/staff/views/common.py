@@ -9,18 +9,22 @@ may do) answers 404, exactly like one that does not exist.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
 from config.middleware import otp_is_fresh
 from guardians import permissions, selectors
-from guardians.models import Authorization
+from guardians.models import Authorization, Person
+from guardians.typing import AuthenticatedHttpRequest
 
 A = permissions.StaffAction
 PAGE_SIZE = 50
@@ -31,7 +35,11 @@ PAGE_SIZE = 50
 STEP_UP_ACTIONS = frozenset({A.ENROLL, A.MANAGE_AUTHORIZATIONS})
 
 
-def staff_view(action: str = A.VIEW):
+#: A staff page: takes an AuthenticatedHttpRequest (staff_view guarantees it) and its URL arguments.
+StaffView = Callable[..., HttpResponseBase]
+
+
+def staff_view(action: str = A.VIEW) -> Callable[[StaffView], StaffView]:
     """Require an OTP-verified session and a clinic where the user's role allows ``action``.
 
     Unverified or anonymous: redirect to the staff sign-in. Verified but with no clinic for
@@ -39,9 +47,9 @@ def staff_view(action: str = A.VIEW):
     recent, else the page asks for a fresh one first. Object scoping is done by the view.
     """
 
-    def decorator(view):
+    def decorator(view: StaffView) -> StaffView:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             user = request.user
             if not (user.is_authenticated and user.is_verified()):
                 return redirect_to_login(request.get_full_path(), reverse("staff:login"))
@@ -57,14 +65,14 @@ def staff_view(action: str = A.VIEW):
     return decorator
 
 
-def _person_or_404(request: HttpRequest, public_id, action: str = A.VIEW):
+def _person_or_404(request: AuthenticatedHttpRequest, public_id: uuid.UUID | str, action: str = A.VIEW) -> Person:
     person = selectors.person_for(request.user, public_id, action)
     if person is None:
         raise Http404
     return person
 
 
-def _authorization_or_404(request: HttpRequest, pk: int, action: str = A.VIEW) -> Authorization:
+def _authorization_or_404(request: AuthenticatedHttpRequest, pk: int, action: str = A.VIEW) -> Authorization:
     authorization = selectors.authorization_for(request.user, pk, action)
     if authorization is None:
         raise Http404
@@ -84,9 +92,7 @@ def _param(request: HttpRequest, name: str) -> str:
     return request.POST.get(name) or request.GET.get(name) or ""
 
 
-def _uuid_or_404(value: str):
-    import uuid
-
+def _uuid_or_404(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from guardians import services
 from guardians.staff import forms
+from guardians.typing import AuthenticatedHttpRequest
 from lookups.audit import Actor
 
 from .common import (
@@ -32,7 +33,7 @@ def _qr_svg(data: str) -> str:
 
 @sensitive_post_parameters()
 @staff_view(A.ENROLL)
-def otp_enroll(request: HttpRequest, public_id) -> HttpResponse:
+def otp_enroll(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Enroll the person's authenticator: start (QR code) → confirm with one code → active."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -80,7 +81,7 @@ def _b32(key: bytes) -> str:
 
 @staff_view(A.ENROLL)
 @require_POST
-def backup_codes(request: HttpRequest, public_id) -> HttpResponse:
+def backup_codes(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Issue new printable backup codes (the old ones stop working)."""
     found = _person_or_404(request, public_id, A.ENROLL)
     if found.user_id is None:
@@ -95,7 +96,7 @@ def backup_codes(request: HttpRequest, public_id) -> HttpResponse:
 
 @sensitive_post_parameters()
 @staff_view(A.ENROLL)
-def face_consent(request: HttpRequest, public_id) -> HttpResponse:
+def face_consent(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Step 1: record the separate biometric consent (the text shown, who agreed)."""
     found = _person_or_404(request, public_id, A.ENROLL)
     form = forms.FaceConsentForm(request.POST or None)
@@ -120,7 +121,7 @@ def face_consent(request: HttpRequest, public_id) -> HttpResponse:
 
 @sensitive_post_parameters()
 @staff_view(A.ENROLL)
-def face_enroll(request: HttpRequest, public_id) -> HttpResponse:
+def face_enroll(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Step 2: capture 1-5 photos (3 recommended), quality-gated; the mean embedding is kept."""
     found = _person_or_404(request, public_id, A.ENROLL)
     consent = services.face_consent_pending(found)
@@ -153,7 +154,7 @@ def face_enroll(request: HttpRequest, public_id) -> HttpResponse:
 
 @staff_view(A.ENROLL)
 @require_POST
-def face_withdraw(request: HttpRequest, public_id) -> HttpResponse:
+def face_withdraw(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """The person withdrew their biometric consent: the face template is deleted at once."""
     found = _person_or_404(request, public_id, A.ENROLL)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from guardians import id_numbers, permissions, selectors, services
 from guardians.staff import forms
+from guardians.typing import AuthenticatedHttpRequest
 from lookups.audit import Actor
 from lookups.oversight.services import person_view_record
 
@@ -27,7 +28,7 @@ from .common import (
 
 
 @staff_view()
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     return render(
         request,
@@ -43,7 +44,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @staff_view()
-def people(request: HttpRequest) -> HttpResponse:
+def people(request: AuthenticatedHttpRequest) -> HttpResponse:
     role = request.GET.get("role", "")
     query = _query(request)
     return render(
@@ -58,7 +59,7 @@ def people(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _register(request: HttpRequest, form_class, *, is_guardian: bool) -> HttpResponse:
+def _register(request: AuthenticatedHttpRequest, form_class, *, is_guardian: bool) -> HttpResponse:
     form = form_class(request.POST or None, user=request.user)
     status = 200
     if request.method == "POST":
@@ -101,18 +102,18 @@ def _register(request: HttpRequest, form_class, *, is_guardian: bool) -> HttpRes
 
 @sensitive_post_parameters("id_number", "birth_date")
 @staff_view(A.REGISTER)
-def register_elder(request: HttpRequest) -> HttpResponse:
+def register_elder(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _register(request, forms.ElderRegisterForm, is_guardian=False)
 
 
 @sensitive_post_parameters("id_number", "birth_date")
 @staff_view(A.REGISTER)
-def register_guardian(request: HttpRequest) -> HttpResponse:
+def register_guardian(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _register(request, forms.GuardianRegisterForm, is_guardian=True)
 
 
 @staff_view()
-def person(request: HttpRequest, public_id) -> HttpResponse:
+def person(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """The person's record. Opening it is audited (every staff view of a record is).
 
     What the page offers is asked in the template (``{% staff_actions %}``, the one rule)."""
@@ -129,7 +130,7 @@ def person(request: HttpRequest, public_id) -> HttpResponse:
     )
 
 
-def _show_password_link(request: HttpRequest, found, *, first: bool = False) -> HttpResponse:
+def _show_password_link(request: AuthenticatedHttpRequest, found, *, first: bool = False) -> HttpResponse:
     path = services.set_password_link_issue(actor=Actor.from_request(request), person=found)
     return render(
         request,
@@ -146,7 +147,7 @@ def _show_password_link(request: HttpRequest, found, *, first: bool = False) -> 
 
 @staff_view(A.REGISTER)
 @require_POST
-def password_link(request: HttpRequest, public_id) -> HttpResponse:
+def password_link(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Issue a one-time set-password link for the person's login, shown for printing or SMS."""
     found = _person_or_404(request, public_id, A.REGISTER)
     if found.user_id is None:
@@ -157,7 +158,7 @@ def password_link(request: HttpRequest, public_id) -> HttpResponse:
 
 @staff_view(A.REGISTER)
 @require_POST
-def account_create(request: HttpRequest, public_id) -> HttpResponse:
+def account_create(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Create a login for a registered person (e.g. an elder who looks up their own results)."""
     found = _person_or_404(request, public_id, A.REGISTER)
     form = forms.AccountCreateForm(request.POST)
@@ -172,5 +173,5 @@ def account_create(request: HttpRequest, public_id) -> HttpResponse:
             found.refresh_from_db()
             return _show_password_link(request, found, first=True)
     else:
-        messages.error(request, " ".join(form.errors["username"]))
+        messages.error(request, " ".join(map(str, form.errors["username"])))
     return redirect("staff:person", found.public_id)

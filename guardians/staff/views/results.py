@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from guardians import permissions, selectors
 from guardians.staff import forms
+from guardians.typing import AuthenticatedHttpRequest
 from lookups import services as lookup_services
 from lookups.audit import Actor
 
@@ -28,7 +29,7 @@ from .common import (
 
 
 @staff_view()
-def results(request: HttpRequest) -> HttpResponse:
+def results(request: AuthenticatedHttpRequest) -> HttpResponse:
     query = _query(request)
     return render(
         request,
@@ -43,7 +44,7 @@ def results(request: HttpRequest) -> HttpResponse:
 
 
 @staff_view(A.RECORD_RESULTS)
-def result_new(request: HttpRequest) -> HttpResponse:
+def result_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     elder = selectors.person_for(request.user, _uuid_or_404(_param(request, "elder")), A.RECORD_RESULTS)
     if elder is None or not elder.is_elder:
         raise Http404
@@ -89,7 +90,7 @@ def _import_context(form) -> dict:
 
 
 @staff_view(A.RECORD_RESULTS)
-def results_import(request: HttpRequest) -> HttpResponse:
+def results_import(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Upload a lab file (CSV UTF-8/GB18030 or .xlsx): checked completely, nothing written, then
     a preview of every row to import and every per-line problem. A clean file is staged
     server-side and confirmed by its signed token (:func:`results_import_confirm`)."""
@@ -121,7 +122,7 @@ def results_import(request: HttpRequest) -> HttpResponse:
 
 @staff_view(A.RECORD_RESULTS)
 @require_POST
-def results_import_confirm(request: HttpRequest) -> HttpResponse:
+def results_import_confirm(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Start the import of a previewed file: only its signed token comes back, never rows."""
     form = forms.ResultsImportConfirmForm(request.POST)
     context = _import_context(forms.ResultsImportForm(user=request.user))
@@ -140,7 +141,7 @@ def results_import_confirm(request: HttpRequest) -> HttpResponse:
 
 
 @staff_view(A.RECORD_RESULTS)
-def results_import_status(request: HttpRequest, key: str) -> HttpResponse:
+def results_import_status(request: AuthenticatedHttpRequest, key: str) -> HttpResponse:
     """The import's progress; reloads itself every 2 s until it is finished (no script)."""
     try:
         status = lookup_services.results_import_status(user=request.user, key=key)
@@ -157,7 +158,7 @@ def results_import_status(request: HttpRequest, key: str) -> HttpResponse:
 
 
 @staff_view(A.VIEW_SAMPLING_PHOTO)
-def result_photo(request: HttpRequest, pk: int) -> HttpResponse:
+def result_photo(request: AuthenticatedHttpRequest, pk: int) -> HttpResponseBase:
     """The sampling photo, staff only: a typed reason first (audited), then streamed privately."""
     result = selectors.result_for(request.user, pk, A.VIEW_SAMPLING_PHOTO)
     if result is None or not result.sampling_photo:

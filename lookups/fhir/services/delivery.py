@@ -130,7 +130,8 @@ def deliver_bundle(*, sender: LabSender, actor: Actor, data: dict[str, Any], via
     """``POST /fhir/``: a transaction (all or nothing) or batch (entry by entry) Bundle.
 
     ``via`` names another door in the audit's ``delivery`` (``lookups.hl7`` passes ``HL7v2/ORU^R01``)."""
-    entries = data.get("entry") if isinstance(data.get("entry"), list) else []
+    raw_entries = data.get("entry")
+    entries: list[Any] = raw_entries if isinstance(raw_entries, list) else []
     kind = data.get("type") if isinstance(data.get("type"), str) else "?"
     try:
         if data.get("resourceType") != "Bundle":

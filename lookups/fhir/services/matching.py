@@ -20,7 +20,7 @@ from lookups.audit import Actor, AuditEntry, audit_record_many
 from lookups.models import TestResult
 
 from ..models import LabReport, LabSender, PendingLabResult
-from ..parsing import _Report, _Row
+from ..parsing import DeliveryRefused, Issue, _Report, _Row
 
 CREATED, UNCHANGED, CORRECTED, WITHDRAWN = "created", "unchanged", "corrected", "withdrawn"
 #: The answer per write outcome in a Bundle response.
@@ -123,6 +123,9 @@ def link_results(report: LabReport, records: list[TestResult]) -> None:
 
 def _write_new(writes: Writes, report: _Report) -> str:
     person = writes.people.get(report.id_hash)
+    clinic = report.clinic
+    if clinic is None:  # not reached: only a withdrawal (entered-in-error) carries no clinic
+        raise DeliveryRefused(422, [Issue("required", "The report names no clinic.", "DiagnosticReport.subject")])
     try:
         with transaction.atomic():  # a redelivery (or a concurrent one) hits the unique constraint
             row = LabReport.objects.create(
@@ -130,7 +133,7 @@ def _write_new(writes: Writes, report: _Report) -> str:
                 identifier=report.identifier,
                 status=report.status,
                 outcome=LabReport.Outcome.RECORDED if person else LabReport.Outcome.PENDING,
-                clinic=person.clinic if person else report.clinic,
+                clinic=person.clinic if person else clinic,
                 content_digest=_digest(report),
             )
     except IntegrityError:
@@ -140,7 +143,7 @@ def _write_new(writes: Writes, report: _Report) -> str:
     else:
         PendingLabResult.objects.create(
             sender=writes.sender,
-            clinic=report.clinic,
+            clinic=clinic,
             report=row,
             id_number_hash=report.id_hash,
             id_number_masked=report.id_masked,

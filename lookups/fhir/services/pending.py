@@ -38,7 +38,7 @@ def pending_attach(*, actor: Actor, person: Person) -> int:
     )
     recorded = 0
     for pending in waiting:
-        payload = json.loads(crypto.decrypt(pending.payload_ciphertext))
+        payload = json.loads(crypto.decrypt(bytes(pending.payload_ciphertext)))
         results = [
             result_save(
                 actor=actor,

@@ -21,7 +21,7 @@ def _pct(x: float, digits: int) -> str:
     return "n/a" if math.isnan(x) else f"{100.0 * x:.{digits}f}%"
 
 
-def format_report(result: dict[str, Any]) -> list[str]:
+def format_report(result: dict[str, Any], *, verbose_fta: bool = False) -> list[str]:
     """Human-readable report lines for a :func:`calibrate` result; the last
     line is the machine-readable summary for the configured threshold."""
     lines = [
@@ -49,13 +49,28 @@ def format_report(result: dict[str, Any]) -> list[str]:
         f"failure to acquire: {len(enroll_fta) + len(probe_fta)} "
         f"(enrollment {len(enroll_fta)}, probes {len(probe_fta)}; not counted as non-matches)"
     )
-    for rel, code in enroll_fta + probe_fta:
-        lines.append(f"  FTA {rel}: {code}")
+    by_code: dict[str, int] = {}
+    for _, code in probe_fta:
+        by_code[code] = by_code.get(code, 0) + 1
+    if by_code:
+        lines.append(
+            "probe FTA by code (refused with a retake message, never decided on): "
+            + ", ".join(f"{code}={n}" for code, n in sorted(by_code.items()))
+        )
+    if verbose_fta or len(enroll_fta) + len(probe_fta) <= 20:
+        for rel, code in enroll_fta + probe_fta:
+            lines.append(f"  FTA {rel}: {code}")
     if result["closest_impostors"]:
         lines.append("closest impostor comparisons (distance, probe, template):")
         for dist, rel, ident in result["closest_impostors"][:5]:
             lines.append(f"  {dist:.4f}  {rel}  vs {ident}")
     conf = result["configured"]
+    lines.append(
+        f"shipped rule (threshold + cohort margin {result['cohort_margin']:.2f}, the other templates as cohort) "
+        f"at threshold={conf['threshold']:.2f}: fnmr={_pct(conf['fnmr_cohort'], 2)} "
+        f"fmr={_pct(conf['fmr_cohort'], 3)} (impostor not enrolled) "
+        f"fmr={_pct(conf['fmr_cohort_enrolled'], 3)} (impostor enrolled)"
+    )
     lines.extend(_nearest_pair_lines(result, conf["threshold"]))
     lines.append(
         f"threshold={conf['threshold']:.2f} fmr={_pct(conf['fmr'], 3)} "
@@ -81,13 +96,16 @@ def _nearest_pair_lines(result: dict[str, Any], threshold: float) -> list[str]:
         f"nearest-identity pairs: fmr={_pct(summary['fmr'], 2)} "
         f"({summary['false_matches']} of {summary['comparisons']} photos of each identity's nearest "
         f"other identity accepted against its template; overall fmr={_pct(result['configured']['fmr'], 3)}) "
-        f"at threshold={threshold:.2f}, {len(pairs)} pairs"
+        f"at threshold={threshold:.2f}, {len(pairs)} pairs (threshold alone: look-alike not enrolled)",
+        f"nearest-identity pairs, shipped rule (look-alike enrolled, cohort): fmr={_pct(summary['fmr_cohort'], 2)} "
+        f"({summary['false_matches_cohort']} of {summary['comparisons']})",
     ]
     for pair in sorted(pairs, key=lambda p: (p["closest"], p["identity"])):
         lines.append(
             f"  {who(pair['identity'])} <- {who(pair['nearest'])}: template distance "
             f"{pair['template_distance']:.3f}, closest photo {pair['closest']:.3f}, "
-            f"accepted {pair['false_matches']}/{pair['comparisons']}"
+            f"accepted {pair['false_matches']}/{pair['comparisons']} "
+            f"(with cohort {pair['false_matches_cohort']})"
         )
     return lines
 
@@ -115,6 +133,9 @@ class Command(BaseCommand):
             help="e.g. person_01-25,person_36-40 (default: all sub-folders)",
         )
         parser.add_argument("--max-fmr", type=float, default=0.001, help="target FMR (default 0.001)")
+        parser.add_argument(
+            "--list-fta", action="store_true", help="name every refused image (default: only when <= 20)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         root: Path = options["dir"]
@@ -142,5 +163,5 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        for line in format_report(result):
+        for line in format_report(result, verbose_fta=options["list_fta"]):
             self.stdout.write(line)

@@ -3,8 +3,8 @@
 from django.core.management.base import BaseCommand
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from guardians.management.commands.seed_demo import DEMO_PASSWORD
 from guardians.models import FaceEnrollment
+from lookups.management.commands.seed_demo import DEMO_PASSWORD
 
 
 class Command(BaseCommand):

@@ -2,6 +2,7 @@
 unknown addresses closed unread, oversized and unframed blocks answered AR, mutual TLS."""
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import hashlib
 import ipaddress
@@ -51,7 +52,10 @@ def run(peers, blocks, *, tls=None, client=None, raw=False):
         finally:
             await listener.close()
 
-    return asyncio.run(main())
+    # A thread of its own: Playwright's sync API (tests/browser, earlier in the same session)
+    # leaves an event loop running in the main thread, where asyncio.run() refuses to start.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 def test_round_trip_and_redelivery_on_one_connection(transactional_db, peers, elder):

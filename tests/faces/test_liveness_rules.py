@@ -179,3 +179,31 @@ def test_slideshow_cut_with_aligned_landmarks_is_a_photometric_cut() -> None:
     assert liveness._continuity_break(samples) is None
     d = faces.decide_samples(samples, challenge=["blink"], template=None, threshold=0.5, frames=frames)
     assert d.code == "not_continuous"
+
+
+def test_embedded_frame_is_the_one_where_the_last_action_completes() -> None:
+    # a turn that completes at frame ~15 of 35: the one embedded frame must come from the frames
+    # right around it, not from the calm start or end of the capture (where a relative doing the
+    # actions could hold up the guardian's photo), even though those are nearer the start pose
+    ramp = [0.0] * 10 + [0.06 * k for k in range(1, 5)] + [0.24] * 4 + [0.0] * 17
+    embedded: list[list[int]] = []
+
+    def embed_many(idx: list[int]) -> np.ndarray:
+        embedded.append(list(idx))
+        return np.zeros((len(idx), 128))
+
+    d = faces.decide_samples(
+        _turn_capture(ramp),
+        challenge=["turn_left"],
+        template=None,
+        threshold=0.5,
+        embed_many=embed_many,
+        sharpness=lambda i: 100.0,
+    )
+    assert d.accepted and d.frames_used == 1
+    (picked,) = embedded
+    # past TURN_DELTA (0.08) from frame 11, held TURN_HOLD = 2 frames: the turn completes at 12;
+    # frames 0-9 and 18-34 are all at the start pose, so "the best frame of the capture" would be 0
+    end = 12
+    assert end - liveness.PICK_BEFORE <= picked[0] <= end + liveness.PICK_AFTER
+    assert picked[0] >= 18

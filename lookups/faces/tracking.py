@@ -41,8 +41,8 @@ TRACK_FACE_PX = 84
 #: HOG check of the tracked box every this many frames (1 s at 10 fps; the landmarks are checked
 #: against the pixels by the liveness module's continuity tests on every frame in between).
 HOG_CHECK_EVERY = 10
-#: Whole-frame rescan every this many frames, for a second face.
-FULL_SCAN_EVERY = 15
+#: Whole-frame rescan every this many frames, for a second face (a scan costs 2 crop checks).
+FULL_SCAN_EVERY = 20
 #: Whole-frame scans run on the frame scaled to this long side (HOG then sees faces from
 #: 80 / scale px, i.e. faces from 31 % of the frame's long side).
 SCAN_LONG_SIDE = 256

@@ -107,11 +107,11 @@ MAX_TURN_JITTER = 0.045
 #: most 12.3. Threshold 25 (about the geometric middle).
 CUT_PIXEL_RATIO = 25.0
 CUT_PIXEL_MIN = 0.20
-#: ... and any pair at or above this, whatever the median (correlation below 0.3): a splice of
-#: two people at the same place in the picture (tests/faces/test_liveness_live.py: 1.02) in a
-#: capture whose other pairs are noisy. Tuning live windows (clips 00/03/06/10, every 35-frame
-#: window 3 s apart): at most 0.39.
-CUT_PIXEL_ABS = 0.70
+#: ... and any pair at or above this, whatever the median (correlation below 0.1: the two face
+#: boxes are unrelated pictures): a splice of two people at the same place in the picture
+#: (tests/faces/test_liveness_live.py: 1.1) in a capture whose other pairs are noisy. Tuning
+#: live windows (clips 00/03/06/10, every 35-frame window 1 s apart): at most 0.51.
+CUT_PIXEL_ABS = 0.90
 #: Frames embedded per capture. The ResNet encoder is ~80 % of a single-photo check (0.12 of
 #: 0.15 s here), so a second embedded frame alone would cost 1.6x a single photo and leave no
 #: room in the 2x budget for the tracking (issue 11). One frame, bound to the last action

@@ -80,6 +80,8 @@ FACE_REASON_MESSAGES = {
     "flat_surface": gettext_lazy(
         "We could not confirm a live face. Look at the camera yourself (not a photo or a screen) and retake."
     ),
+    # no longer decided (a capture embeds one frame, bound to the action by continuity); kept so
+    # face checks recorded with it still show their sentence
     "identity_changed": gettext_lazy(
         "The face changed during the capture. Only the person signing in may be in the picture. Please retake."
     ),

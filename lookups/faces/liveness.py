@@ -34,6 +34,7 @@ import numpy as np
 from lookups.faces.detection import FaceSample, detect_single_face
 from lookups.faces.errors import ProbeRejected
 from lookups.faces.geometry import (  # noqa: F401 - _homography/_apply/_planar_errors: bench, tests
+    PixelPlane,
     _apply,
     _apply_all,
     _homographies,
@@ -108,6 +109,17 @@ MAX_TURN_JITTER = 0.045
 #: most 12.3. Threshold 25 (about the geometric middle).
 CUT_PIXEL_RATIO = 25.0
 CUT_PIXEL_MIN = 0.20
+#: Pixel planarity at the action (:func:`pixel_planarity`): the residual (1 - normalised
+#: correlation of frame 0's face box with the action's strongest frame after the best homography)
+#: of a turn must reach PLANE_MIN_TURN and PLANE_RATIO times the capture's noise floor (frame 1
+#: against frame 0), else ``flat_surface``: a photo swung about the vertical axis fakes the
+#: landmark parallax of a turn but its pixels stay one plane.
+PLANE_MIN_TURN = 0.09
+PLANE_RATIO = 3.0
+#: A capture whose landmarks are planar (MIN_PLANAR_RESIDUAL) is still live when the residual
+#: at every asked action's strongest frame reaches this (and PLANE_RATIO times the floor).
+PLANE_MIN_ACTION = 0.14
+PLANE_ALL_ACTIONS = True
 #: Frames embedded per capture (each costs about 0.75 of a single-photo check: the encoder).
 BEST_FRAMES = 2
 #: Frames per part of the capture whose sharpness is measured to pick the one to embed.
@@ -162,9 +174,26 @@ class _Stack:
         self.iod = np.linalg.norm(rc - lc, axis=1)
         if len(self.iod) and float(self.iod.min()) < 1.0:
             raise ProbeRejected("no_face")
+        self._pair_h: np.ndarray | None = None
+        self._first_h: np.ndarray | None = None
 
     def pts(self, *names: str) -> np.ndarray:
         return np.concatenate([self.f[n] for n in names], axis=1)
+
+    @property
+    def pair_h(self) -> np.ndarray:
+        """(n-1, 3, 3) least-squares homographies of all landmarks, frame i-1 -> frame i
+        (computed once: the cut test on landmarks and the one on pixels share them)."""
+        if self._pair_h is None:
+            self._pair_h = _homographies(self.all[:-1], self.all[1:])
+        return self._pair_h
+
+    @property
+    def first_h(self) -> np.ndarray:
+        """(n, 3, 3) least-squares homographies of all landmarks, frame 0 -> frame i."""
+        if self._first_h is None:
+            self._first_h = _homographies(self.all[0], self.all)
+        return self._first_h
 
 
 def _ear6(e: np.ndarray) -> np.ndarray:
@@ -220,7 +249,11 @@ def _continuity_break(samples: Sequence[FaceSample], st: _Stack | None = None) -
     """Index of the first frame whose face box jumps from the previous one, or whose landmarks
     no single homography maps from the previous frame's for most points (a cut), else None."""
     st = st or _Stack(samples)
-    cut = np.median(_planar_errors_all(st.all[:-1], st.all[1:], st.iod[:-1]), axis=1) if len(samples) > 1 else []
+    if len(samples) > 1:
+        err = np.linalg.norm(_apply_all(st.pair_h, st.all[:-1]) - st.all[1:], axis=2)
+        cut = np.median(err / np.maximum(st.iod[:-1], 1.0)[:, None], axis=1)
+    else:
+        cut = np.zeros(0)
     for i in range(1, len(samples)):
         t0, r0, b0, l0 = samples[i - 1].box
         t1, r1, b1, l1 = samples[i].box
@@ -236,7 +269,9 @@ def _continuity_break(samples: Sequence[FaceSample], st: _Stack | None = None) -
 def photometric_cut(frames: Sequence[np.ndarray], samples: Sequence[FaceSample], st: _Stack | None = None) -> bool:
     """True when one frame pair is a photometric cut (see CUT_PIXEL_RATIO)."""
     st = st or _Stack(samples)
-    steps = photometric_steps(frames, [s.box for s in samples], st.all)
+    if len(samples) < 2:
+        return False
+    steps = photometric_steps(frames, [s.box for s in samples], st.all, st.pair_h)
     if len(steps) < 3:
         return False
     top, typical = float(steps.max()), float(np.median(steps))
@@ -250,7 +285,17 @@ def turn_jitter(turn: np.ndarray) -> float:
 
 
 def _action_end(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray, start: int) -> int | None:
-    """Index of the frame where ``action`` completes at or after ``start``, else None.
+    """Index of the frame where ``action`` completes at or after ``start``, else None (see
+    :func:`_action_span`)."""
+    span = _action_span(action, ear, mar, turn, start)
+    return None if span is None else span[0]
+
+
+def _action_span(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray, start: int) -> tuple[int, int] | None:
+    """(frame where ``action`` completes, frame where it is strongest) at or after ``start``,
+    else None. The strongest frame: the closed eyes of the blink (least EAR between the dip and
+    the recovery), the widest mouth while it stays open, the turn's peak parallax in its
+    excursion; the pixel planarity test looks there.
 
     ``ear``/``mar``/``turn`` come from :func:`action_signals` (rectified onto the first frame).
     Baselines are the person's own, over the whole capture: open eyes = the 80th percentile of
@@ -264,14 +309,17 @@ def _action_end(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray,
             if ear[i] < BLINK_DIP * base:
                 for j in range(i + 1, n):
                     if ear[j] > BLINK_RECOVER * base:
-                        return j
+                        return j, i + int(np.argmin(ear[i:j]))
                 return None
         return None
     if action == "open_mouth":
         base = float(np.percentile(mar, 20))
         for i in range(start, n):
             if mar[i] > base + MOUTH_RISE and mar[i] > MOUTH_MIN_OPEN:
-                return i
+                j = i
+                while j + 1 < n and mar[j + 1] > base + MOUTH_RISE:
+                    j += 1
+                return i, i + int(np.argmax(mar[i : j + 1]))
         return None
     sign = 1.0 if action == "turn_left" else -1.0
     off = sign * (turn - float(np.median(turn[:3])))
@@ -288,8 +336,59 @@ def _action_end(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray,
             while j > 0 and off[j] > TURN_DELTA / 2:
                 j -= 1
             if k - j >= TURN_MIN_RISE_FRAMES:
-                return i
+                e = i
+                while e + 1 < n and off[e + 1] > TURN_DELTA:
+                    e += 1
+                return i, k + int(np.argmax(off[k : e + 1]))
     return None
+
+
+def _action_region(st: _Stack, ref: int, action: str) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) around the eyes (blink) or the lips (open_mouth) of frame ``ref``."""
+    names, pad = (("left_eye", "right_eye"), 0.25) if action == "blink" else (("top_lip", "bottom_lip"), 0.15)
+    p = np.concatenate([st.f[n][ref] for n in names])
+    d = pad * float(st.iod[ref])
+    return float(p[:, 0].min() - d), float(p[:, 1].min() - d), float(p[:, 0].max() + d), float(p[:, 1].max() + d)
+
+
+def pixel_planarity(
+    frames: Sequence[np.ndarray],
+    samples: Sequence[FaceSample],
+    st: _Stack,
+    challenge: Sequence[str],
+    peaks: Sequence[int],
+    ear: np.ndarray,
+    mar: np.ndarray,
+    planar: bool,
+) -> tuple[list[float | None], float]:
+    """Per asked action, the pixel residual (:meth:`PixelPlane.residuals`: 1 - normalised
+    correlation after the homography that aligns the face boxes best, refined from the
+    landmarks') at its strongest frame ``peaks[k]``, and the capture's noise floor (frame 1
+    against frame 0, whole face box).
+
+    - a turn: the whole face box of frame 0 against the peak frame;
+    - a blink / open mouth, only when the landmarks are ``planar`` (else None): the eye / lip
+      region of the frame where that action is least (most open eyes, most closed mouth)
+      against the peak frame, both aligned by the whole face's homography.
+    """
+    plane = PixelPlane(frames[0], samples[0].box)
+    h0 = st.first_h
+    floor = plane.residual(frames[1], h0[1])
+    out: list[float | None] = []
+    for action, k in zip(challenge, peaks, strict=True):
+        if action in ("turn_left", "turn_right"):
+            out.append(plane.residual(frames[k], h0[k]))
+        elif planar or PLANE_ALL_ACTIONS:
+            ref = int(np.argmax(ear)) if action == "blink" else int(np.argmin(mar))
+            if ref == k:
+                out.append(0.0)
+                continue
+            base = PixelPlane(frames[ref], samples[ref].box)
+            mask = base.region(_action_region(st, ref, action))
+            out.append(base.residuals(frames[k], _homography(st.all[ref], st.all[k]), mask=mask)[1])
+        else:
+            out.append(None)
+    return out, floor
 
 
 def _pick_frames(
@@ -395,17 +494,28 @@ def decide_samples(
         return refuse("not_continuous", len(samples))
     if frames is not None and photometric_cut(frames, samples, st):
         return refuse("not_continuous", len(samples))
-    if capture_planarity(st) < MIN_PLANAR_RESIDUAL:
+    # landmarks on one plane: a photo, or a real face moving little (clip_10 talking); with the
+    # frames, the pixels at the action decide (below), else the capture is flat
+    planar = capture_planarity(st) < MIN_PLANAR_RESIDUAL
+    if planar and frames is None:
         return refuse("flat_surface", len(samples))
     ear, mar, turn = action_signals(st)
     if turn_jitter(turn) > MAX_TURN_JITTER:
-        return refuse("not_continuous", len(samples))
+        return refuse("flat_surface" if planar else "not_continuous", len(samples))
     pos = 0
+    peaks: list[int] = []
     for action in challenge:
-        end = _action_end(action, ear, mar, turn, pos)
-        if end is None:
-            return refuse("challenge_not_done", len(samples))
-        pos = end + 1
+        span = _action_span(action, ear, mar, turn, pos)
+        if span is None:
+            return refuse("flat_surface" if planar else "challenge_not_done", len(samples))
+        pos = span[0] + 1
+        peaks.append(span[1])
+    if frames is not None:
+        residuals, floor = pixel_planarity(frames, samples, st, challenge, peaks, ear, mar, planar)
+        for action, r in zip(challenge, residuals, strict=True):
+            least = PLANE_MIN_TURN if action in ("turn_left", "turn_right") else PLANE_MIN_ACTION
+            if r is not None and (r < least or r < PLANE_RATIO * floor):
+                return refuse("flat_surface", len(samples))
     sharp = sharpness if sharpness is not None else (lambda i: samples[i].sharpness)
     picked = _pick_frames(samples, ear, turn, sharp)
     for i in picked:

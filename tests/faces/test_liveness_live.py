@@ -69,10 +69,13 @@ def test_moved_still_is_flat() -> None:
 
 def test_splice_of_two_people_is_refused() -> None:
     # the two faces sit at about the same place in the frame, so the tracker follows the cut;
-    # the embedded frames (spread in time) then disagree
+    # the pixels step at the cut (1 - correlation 1.1 vs a median pair 0.04: 27.7x, over
+    # CUT_PIXEL_RATIO with the 24 x 24 grid, 23.3x with the former 48 x 48 one), and else the
+    # embedded frames (spread in time) disagree
     frames = _window("clip_06", 0, 15) + _window("clip_11", 0, 15)
     d = _check(frames, "open_mouth")
-    assert (d.accepted, d.code) == (False, "identity_changed")
+    assert not d.accepted
+    assert d.code in ("not_continuous", "identity_changed")
 
 
 def test_zoom_pan_camera_clip_is_flat() -> None:

@@ -16,6 +16,7 @@ from PIL import Image, ImageFilter
 from lookups import faces
 from lookups.faces import geometry, liveness, tracking
 from lookups.faces.calibration import default_faces_dir
+from lookups.faces.detection import FaceSample
 from lookups.faces.images import load_probe_image
 from lookups.faces.matching import DEFAULT_THRESHOLD
 
@@ -113,7 +114,7 @@ def _swung_photo(ident: str = "person_02", n: int = 30) -> list[np.ndarray]:
     return frames
 
 
-def _with_fake_turn(samples: Sequence[faces.FaceSample], peak_iod: float = 0.2) -> list[faces.FaceSample]:
+def _with_fake_turn(samples: Sequence[FaceSample], peak_iod: float = 0.2) -> list[FaceSample]:
     """The samples with the nose landmarks pushed along the eye axis by a smooth ramp up to
     ``peak_iod``: what the landmark model sometimes fits on a swung photo (the held-out
     person_30 failure), a turn parallax the landmark rules accept."""
@@ -137,18 +138,28 @@ def _same_person(idx: Sequence[int]) -> np.ndarray:
 def test_swung_photo_faking_a_turn_is_refused_by_its_pixels() -> None:
     frames = _swung_photo()
     samples = _with_fake_turn(tracking.track_faces(frames).samples)
-    args = {"challenge": ["turn_left"], "template": None, "threshold": DEFAULT_THRESHOLD, "embed_many": _same_person}
+
+    def decide(with_frames: list[np.ndarray] | None) -> faces.CaptureDecision:
+        return faces.decide_samples(
+            samples,
+            challenge=["turn_left"],
+            template=None,
+            threshold=DEFAULT_THRESHOLD,
+            embed_many=_same_person,
+            frames=with_frames,
+        )
+
     # the landmark rules alone accept it: non-planar landmarks, a smooth turn
-    assert faces.decide_samples(samples, **args).accepted
+    assert decide(None).accepted
     # the pixels at the turn's peak are the photo's plane
-    d = faces.decide_samples(samples, frames=frames, **args)
+    d = decide(frames)
     assert (d.accepted, d.code) == (False, "flat_surface")
     st = liveness._Stack(samples)
     ear, mar, par = liveness.action_signals(st)
     span = liveness._action_span("turn_left", ear, mar, par, 0)
     assert span is not None
     (r,), _ = liveness.pixel_planarity(frames, samples, st, ["turn_left"], [span[1]], ear, mar, False)
-    assert r < liveness.PLANE_MIN_TURN / 3
+    assert r is not None and r < liveness.PLANE_MIN_TURN / 3
 
 
 def test_swung_photo_is_refused_by_check_capture() -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -122,11 +123,11 @@ def _with_fake_turn(samples: Sequence[FaceSample], peak_iod: float = 0.2) -> lis
     ramp = np.clip((np.arange(n) - n * 0.3) / (n * 0.3), 0.0, 1.0) * peak_iod
     out = []
     for s, r in zip(samples, ramp, strict=True):
-        lm = {k: [tuple(map(float, p)) for p in v] for k, v in (s.landmarks or {}).items()}
+        lm: dict[str, Any] = {k: list(v) for k, v in (s.landmarks or {}).items()}
         lc, rc = np.mean(lm["left_eye"], axis=0), np.mean(lm["right_eye"], axis=0)
         shift = (rc - lc) * r  # turn_left is a positive parallax along the eye axis
         for name in ("nose_bridge", "nose_tip"):
-            lm[name] = [(x + shift[0], y + shift[1]) for x, y in lm[name]]
+            lm[name] = [(float(x + shift[0]), float(y + shift[1])) for x, y in lm[name]]
         out.append(dataclasses.replace(s, landmarks=lm))
     return out
 

@@ -78,9 +78,9 @@ def _gather(img: np.ndarray, xi: np.ndarray, yi: np.ndarray) -> np.ndarray:
 
 #: Samples per face-box side in :func:`photometric_steps` (24 x 24 = 576 points per frame pair,
 #: nearest pixel of the green channel, all pairs at once): about 1.5 ms per 35-frame capture
-#: here. It replaced a bilinear channel-mean 48 x 48 grid (about 80 ms per capture) with the
-#: same cut decisions on every tuning capture (live windows of clips 00/03/06/10, the standard
-#: and ``--extra`` attacks of bench/liveness_attacks.py).
+#: here. It replaced a bilinear channel-mean 48 x 48 grid (about 90 ms per capture) with the
+#: same cut decisions on the tuning live windows (clips 00/03/06/10) and standard attacks of
+#: bench/liveness_attacks.py; of 94 ``--extra`` slideshows 3 more are cut (2-photo ones).
 PHOTOMETRIC_GRID = 24
 
 

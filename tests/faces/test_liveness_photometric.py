@@ -159,7 +159,7 @@ def test_swung_photo_faking_a_turn_is_refused_by_its_pixels() -> None:
     ear, mar, par = liveness.action_signals(st)
     span = liveness._action_span("turn_left", ear, mar, par, 0)
     assert span is not None
-    (r,), _ = liveness.pixel_planarity(frames, samples, st, ["turn_left"], [span[1]], ear, mar, False)
+    (r,), _, _ = liveness.pixel_planarity(frames, samples, st, ["turn_left"], [span[1]], ear, mar, False)
     assert r is not None and r < liveness.PLANE_MIN_TURN / 3
 
 

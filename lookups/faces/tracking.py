@@ -55,10 +55,10 @@ MIN_CHECK_IOU = 0.35
 REFINE_SHIFT = 0.05
 #: ... and the same when the new landmarks fit the previous frame's badly (median affine error
 #: in inter-ocular distances; live frames well tracked: mostly below 0.03).
-REFIT_ERROR = 0.06
+REFIT_ERROR = 0.045
 #: Before that HOG check, the landmarks are predicted again (at most this many times) in the box
 #: they moved to: usually the predictor then settles on the face and no detection is needed.
-REPREDICT_TRIES = 1
+REPREDICT_TRIES = 2
 
 # 68-point indices (iBUG order) of the points that do not move with the jaw or the eyelids.
 _RIGID = np.r_[17:27, 27:36, 36:37, 39:40, 42:43, 45:46]

@@ -33,6 +33,18 @@ def _isolated_storage(tmp_path, settings):
     settings.KINGUARD_AUDIT_HEAD_DIR = tmp_path / "audit-heads"
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """The test thread's active language back to the default after each test: a test-client
+    login of a user with a saved language activates it in this thread (LoginView), and a later
+    test's expected message (``face_reason_message``) would come out in that language."""
+    yield
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+
+
 @pytest.fixture
 def clinic(db):
     return factories.ClinicFactory(name="Riverside")

@@ -3,12 +3,13 @@
 :func:`track_faces` detects the face once, on the first frame (HOG on the frame scaled to
 ``SCAN_LONG_SIDE``; whole frame at full size, then upsampled, only when that finds nothing).
 On each next frame the 68 landmarks are *predicted* in the box carried over from the previous
-frame (dlib's shape predictor, ~1 ms; no detection): the box follows the landmarks by the
-similarity transform of their rigid points (brows, eyes, nose), and when the face moved more
-than ``REFINE_SHIFT`` box widths the landmarks are predicted once more in the moved box.
-Every ``HOG_CHECK_EVERY`` frames a HOG detection in a small crop around the box checks that a
-face really is there and where the landmarks say (else ``not_continuous``; a second face in
-the crop is ``several_faces``), and re-anchors the box. Every ``FULL_SCAN_EVERY`` frames the
+frame (dlib's shape predictor, 2-3 ms on a new frame: its 99 MB of trees are read from memory;
+no detection): the box follows the median shift of their rigid points (brows, eyes, nose), and
+when the face moved more than ``REFINE_SHIFT`` box widths the landmarks are predicted again in
+the moved box (up to ``REPREDICT_TRIES`` times). Every ``HOG_CHECK_EVERY`` frames, and after a
+fast move the re-prediction did not settle, a HOG detection (on grey) in a small crop around
+the box checks that a face really is there and where the landmarks say (else
+``not_continuous``; a second face in the crop is ``several_faces``), and re-anchors the box. Every ``FULL_SCAN_EVERY`` frames the
 whole frame is scanned again (at ``SCAN_LONG_SIDE``) so a second face that enters the picture
 is seen. Nothing is embedded here: the caller embeds only the frames it chooses
 (:func:`embed_face`).

@@ -9,9 +9,9 @@ when the face moved more than ``REFINE_SHIFT`` box widths the landmarks are pred
 the moved box (up to ``REPREDICT_TRIES`` times). Every ``HOG_CHECK_EVERY`` frames, and after a
 fast move the re-prediction did not settle, a HOG detection (on grey) in a small crop around
 the box checks that a face really is there and where the landmarks say (else
-``not_continuous``; a second face in the crop is ``several_faces``), and re-anchors the box. Every ``FULL_SCAN_EVERY`` frames the
-whole frame is scanned again (at ``SCAN_LONG_SIDE``) so a second face that enters the picture
-is seen. Nothing is embedded here: the caller embeds only the frames it chooses
+``not_continuous``; a second face in the crop is ``several_faces``), and re-anchors the box.
+Every ``FULL_SCAN_EVERY`` frames the whole frame is scanned again (at ``SCAN_LONG_SIDE``) so a
+second face that enters the picture is seen. Nothing is embedded here: the caller embeds only the frames it chooses
 (:func:`embed_face`).
 
 Refusals (``TrackBreak.code``): ``no_face`` (nothing on the first frame), ``several_faces`` (two

@@ -55,6 +55,26 @@ def face_bytes(relative: str) -> bytes:
     return (require_faces() / relative).read_bytes()
 
 
+def require_face_files(*relative: str) -> Path:
+    """The face set's root if these files are in it, or skip (fail under CI=true)."""
+    root = faces_dir()
+    missing = [r for r in relative if not (root / r).is_file()]
+    if missing:
+        message = f"{', '.join(missing)} not found under {root} (set KINGUARD_FACES_DIR)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
+
+
+def live_window(clip: str, start: int, n: int = 35) -> list:
+    """Frames ``start`` .. ``start + n`` of ``live/<clip>``, decoded as an upload is."""
+    from lookups.faces.images import load_probe_image
+
+    files = sorted((require_face_files(f"live/{clip}/001.jpg") / "live" / clip).glob("*.jpg"))[start : start + n]
+    return [load_probe_image(f.read_bytes()) for f in files]
+
+
 def require_postgresql(message: str = "needs PostgreSQL (set DATABASE_URL=postgres://...)") -> None:
     """Skip on SQLite (fail under CI=true, where the suite must run on PostgreSQL)."""
     if connection.vendor != "postgresql":

@@ -6,7 +6,6 @@ Runs the tracked path (detect once, predict landmarks in the carried box, 1 embe
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +14,17 @@ from PIL import Image
 
 from lookups import faces
 from lookups.faces.burst import y4m_frames
-from lookups.faces.calibration import default_faces_dir
-from lookups.faces.images import load_probe_image
 from lookups.faces.matching import DEFAULT_THRESHOLD
+from tests.helpers import live_window, require_face_files
 
 
 def _root() -> Path:
-    root = default_faces_dir()
-    if not (root / "live" / "clip_06" / "001.jpg").is_file() or not (root / "camera" / "person_01.y4m").is_file():
-        msg = f"live clips / camera clips not found under {root} (set KINGUARD_FACES_DIR)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return root
+    return require_face_files("live/clip_06/001.jpg", "camera/person_01.y4m")
 
 
 def _window(clip: str, start: int, n: int = 35) -> list[np.ndarray]:
-    files = sorted((_root() / "live" / clip).glob("*.jpg"))[start : start + n]
-    return [load_probe_image(f.read_bytes()) for f in files]
+    _root()
+    return live_window(clip, start, n)
 
 
 def _check(frames: list[np.ndarray], *actions: str) -> faces.CaptureDecision:

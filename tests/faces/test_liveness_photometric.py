@@ -5,7 +5,6 @@ tuning live windows (``../shared/faces``; skipped when missing unless CI=true)."
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,9 @@ from PIL import Image, ImageFilter
 
 from lookups import faces
 from lookups.faces import geometry, liveness, tracking
-from lookups.faces.calibration import default_faces_dir
 from lookups.faces.detection import FaceSample
-from lookups.faces.images import load_probe_image
 from lookups.faces.matching import DEFAULT_THRESHOLD
+from tests.helpers import live_window, require_face_files
 
 
 def _texture(seed: int, size: int = 320) -> np.ndarray:
@@ -78,18 +76,12 @@ def test_cheap_photometric_grid_still_sees_a_cut() -> None:
 
 
 def _root() -> Path:
-    root = default_faces_dir()
-    if not (root / "person_02" / "04.jpg").is_file() or not (root / "live" / "clip_10" / "001.jpg").is_file():
-        msg = f"faces not found under {root} (set KINGUARD_FACES_DIR)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return root
+    return require_face_files("person_02/04.jpg", "live/clip_10/001.jpg")
 
 
 def _window(clip: str, start: int, n: int = 35) -> list[np.ndarray]:
-    files = sorted((_root() / "live" / clip).glob("*.jpg"))[start : start + n]
-    return [load_probe_image(f.read_bytes()) for f in files]
+    _root()
+    return live_window(clip, start, n)
 
 
 def _swung_photo(ident: str = "person_02", n: int = 30) -> list[np.ndarray]:

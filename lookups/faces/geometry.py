@@ -31,7 +31,8 @@ def _homographies(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     a[:, 0::2] = np.stack([-x, -y, -one, zero, zero, zero, u * x, u * y, u], axis=2)
     a[:, 1::2] = np.stack([zero, zero, zero, -x, -y, -one, v * x, v * y, v], axis=2)
     # the null vector of A: the eigenvector of the 9 x 9 A^T A with the smallest eigenvalue
-    _, vecs = np.linalg.eigh(np.einsum("nki,nkj->nij", a, a))
+    # (a batched matmul: BLAS, ~15x faster here than the same product through einsum)
+    _, vecs = np.linalg.eigh(a.transpose(0, 2, 1) @ a)
     h = vecs[:, :, 0].reshape(n, 3, 3)
     return np.linalg.inv(td) @ h @ ts
 
@@ -43,7 +44,7 @@ def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def _apply_all(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Apply (n, 3, 3) homographies to (n, k, 2) points."""
-    p = np.einsum("nij,nkj->nki", h, np.concatenate([pts, np.ones(pts.shape[:2] + (1,))], axis=2))
+    p = np.concatenate([pts, np.ones(pts.shape[:2] + (1,))], axis=2) @ h.transpose(0, 2, 1)
     w = p[..., 2:]
     w = np.where(np.abs(w) < 1e-12, 1e-12, w)
     return p[..., :2] / w

@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# The face worker's malloc: heap on transparent huge pages (fewer TLB misses in the 99 MB
+# landmark model; README "Face performance"). compose.yaml and deploy/systemd set the same.
+WORKER_ENV := GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 # make test uses PostgreSQL when one answers on 127.0.0.1:5432 (as in CI), else SQLite.
 PG_URL := postgres://postgres@127.0.0.1:5432/test
 TEST_DATABASE_URL ?= $(shell $(PYTHON) -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(('127.0.0.1',5432)))" 2>/dev/null && echo $(PG_URL))
@@ -31,13 +34,13 @@ run: install
 	$(PY) manage.py seed_demo
 	$(PY) manage.py demo_info --port $(PORT)
 	@trap 'kill $$WORKER $$WEB 2>/dev/null; wait; echo "Kinguard stopped."; exit 0' INT TERM EXIT; \
-	$(VENV)/bin/celery -A config worker -B -Q face,default --concurrency=2 --loglevel=WARNING \
+	$(WORKER_ENV) $(VENV)/bin/celery -A config worker -B -Q face,default --concurrency=2 --loglevel=WARNING \
 	    --schedule var/celerybeat-schedule & WORKER=$$!; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload & WEB=$$!; \
 	wait -n $$WORKER $$WEB
 
 worker: install
-	$(VENV)/bin/celery -A config worker -Q face,default --loglevel=INFO
+	$(WORKER_ENV) $(VENV)/bin/celery -A config worker -Q face,default --loglevel=INFO
 
 test: install
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(PY) -m pytest

@@ -9,7 +9,9 @@ special/large_original.jpg, scaled to 800 px and to 4000 px on the long side):
 2. the pipeline's 4000 px / 800 px cost ratio (target <= 1.3), and the CPU of one prompted
    35-frame capture (``check_capture`` on a 3.5 s window of ``live/clip_06``, with a template)
    over one single-photo check (``detect_single_face`` + ``compare``) on a frame of the same
-   clip, both on decoded frames as the worker gets them (target <= 2);
+   clip, both on decoded frames as the worker gets them (target <= 2): interleaved rounds,
+   median and range, in this process and again in a child with the face worker's malloc
+   setting (``WORKER_MALLOC``), plus the capture over a still photo of 800 px;
 3. checks/s of the worker's work (load the normalized probe file, detect, embed, compare:
    what ``face_check_run`` does minus the database) through real Celery workers on Redis
    versus a raw ``multiprocessing`` pool with the same number of processes (target >= 0.95x),
@@ -18,6 +20,7 @@ special/large_original.jpg, scaled to 800 px and to 4000 px on the long side):
 Usage (Redis must answer; the DB number is yours):
 
     .venv/bin/python bench/face_throughput.py --redis redis://127.0.0.1:6379/13
+    .venv/bin/python bench/face_throughput.py --capture-only   # only the capture ratio
 
 The Celery side uses a bench-only task defined in this module, loaded into the worker with
 ``-I bench.face_throughput`` and routed to the ``face`` queue like ``run_face_check``.

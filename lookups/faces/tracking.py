@@ -61,9 +61,9 @@ REFIT_ERROR = 0.045
 #: they moved to: usually the predictor then settles on the face and no detection is needed.
 REPREDICT_TRIES = 2
 
-# 68-point indices (iBUG order) of the points that do not move with the jaw or the eyelids.
+# 68-point indices (iBUG order) of the points that do not move with the jaw or the eyelids
+# (an odd count: _carry_box takes the middle one as the median; tests/faces/test_tracking.py).
 _RIGID = np.r_[17:27, 27:36, 36:37, 39:40, 42:43, 45:46]
-assert len(_RIGID) % 2 == 1  # _carry_box takes the middle one as the median
 
 Box = tuple[int, int, int, int]  # (top, right, bottom, left)
 

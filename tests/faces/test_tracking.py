@@ -37,6 +37,7 @@ def test_fit_error_on_degenerate_points_does_not_raise() -> None:
 
 
 def test_carried_box_moves_by_the_median_shift_of_the_rigid_points() -> None:
+    assert len(tracking._RIGID) % 2 == 1  # the middle of the sorted shifts is the median
     rng = np.random.default_rng(2)
     ref = _face_points(rng)
     pts = ref + rng.normal(0, 3, size=ref.shape).round()

@@ -185,8 +185,8 @@ def capture_ratio_both(clip: Path, rounds: int, photo: bytes | None = None) -> N
     """The ratio in this process, then in a child started with the face worker's malloc setting
     (glibc reads GLIBC_TUNABLES only at start-up), unless this process already has it."""
     capture_ratio(clip, rounds, photo)
-    if _huge_pages_in_use() or not sys.platform.startswith("linux"):
-        return
+    if os.environ.get("GLIBC_TUNABLES") == WORKER_MALLOC or not sys.platform.startswith("linux"):
+        return  # this process is that child already (or has no glibc tunables to set)
     env = dict(os.environ, GLIBC_TUNABLES=WORKER_MALLOC)
     command = [sys.executable, __file__, "--capture-only", "--capture-rounds", str(rounds)]
     command += ["--faces", str(clip.parents[1])]
@@ -293,7 +293,7 @@ def main() -> None:
     photo = Path(args.faces) / "special" / "large_original.jpg"
     if args.capture_only:
         warm_up()
-        capture_ratio(clip, args.capture_rounds, scaled_jpeg(photo, 800) if photo.is_file() else None)
+        capture_ratio_both(clip, args.capture_rounds, scaled_jpeg(photo, 800) if photo.is_file() else None)
         return
 
     source = Path(args.faces) / "special" / "large_original.jpg"

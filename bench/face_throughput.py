@@ -123,7 +123,7 @@ def _huge_pages_in_use() -> bool:
         return False
 
 
-def capture_ratio(clip: Path, rounds: int, photo: bytes | None = None) -> None:
+def capture_ratio(clip: Path, rounds: int, photo: bytes | None = None) -> bool:
     """Print the capture / single-photo CPU ratio (see the module docstring).
 
     Interleaved: each round times a single-photo check, the capture, and a single-photo check
@@ -135,7 +135,7 @@ def capture_ratio(clip: Path, rounds: int, photo: bytes | None = None) -> None:
     files = sorted(clip.glob("*.jpg"))[47:82]
     if len(files) < 35:
         print(f"capture_35_frames / single_photo: skipped ({clip} missing)")
-        return
+        return False
     frames = [load_probe_image(f.read_bytes()) for f in files]
     template = detect_single_face(frames[0]).embedding
 
@@ -179,12 +179,14 @@ def capture_ratio(clip: Path, rounds: int, photo: bytes | None = None) -> None:
             f"photo of 800 px, the size the still-photo path gets; {min(still_ratios):.2f}-"
             f"{max(still_ratios):.2f}, malloc {malloc})"
         )
+    return True
 
 
 def capture_ratio_both(clip: Path, rounds: int, photo: bytes | None = None) -> None:
     """The ratio in this process, then in a child started with the face worker's malloc setting
     (glibc reads GLIBC_TUNABLES only at start-up), unless this process already has it."""
-    capture_ratio(clip, rounds, photo)
+    if not capture_ratio(clip, rounds, photo):
+        return
     if os.environ.get("GLIBC_TUNABLES") == WORKER_MALLOC or not sys.platform.startswith("linux"):
         return  # this process is that child already (or has no glibc tunables to set)
     env = dict(os.environ, GLIBC_TUNABLES=WORKER_MALLOC)
@@ -290,13 +292,12 @@ def main() -> None:
     parser.add_argument("--capture-only", action="store_true", help="only the capture / single-photo ratio")
     args = parser.parse_args()
     clip = Path(args.faces) / "live" / "clip_06"
-    photo = Path(args.faces) / "special" / "large_original.jpg"
+    source = Path(args.faces) / "special" / "large_original.jpg"
     if args.capture_only:
         warm_up()
-        capture_ratio_both(clip, args.capture_rounds, scaled_jpeg(photo, 800) if photo.is_file() else None)
+        capture_ratio_both(clip, args.capture_rounds, scaled_jpeg(source, 800) if source.is_file() else None)
         return
 
-    source = Path(args.faces) / "special" / "large_original.jpg"
     if not source.is_file():
         sys.exit(f"{source} not found: set KINGUARD_FACES_DIR or --faces")
 

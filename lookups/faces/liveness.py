@@ -52,7 +52,7 @@ from lookups.faces.geometry import (  # noqa: F401 - _homography/_apply/_planar_
     photometric_steps,
     planar_residual,
 )
-from lookups.faces.images import MIN_FACE_HEIGHT_PX, MIN_SHARPNESS, _face_sharpness
+from lookups.faces.images import MIN_BRIGHTNESS, MIN_FACE_HEIGHT_PX, MIN_SHARPNESS, _face_brightness, _face_sharpness
 from lookups.faces.matching import MODEL_VERSION, build_template, compare_embedding
 from lookups.faces.tracking import TrackBreak, embed_faces, track_faces
 
@@ -466,6 +466,24 @@ def _pick_frames(
     return [max(candidates, key=lambda i: sharpness(i) * pose(i))][:BEST_FRAMES]
 
 
+def _stored_or_measured(
+    samples: Sequence[FaceSample],
+    frames: Sequence[np.ndarray] | None,
+    field: str,
+    measure: Callable[[np.ndarray, tuple[int, int, int, int]], float],
+) -> Callable[[int], float]:
+    """Frame i's stored quality value (``field`` of its sample) or, where the tracker left it
+    NaN and the frames are given, the value measured on frame i. NaN stays NaN (and refuses)."""
+
+    def value(i: int) -> float:
+        stored = float(getattr(samples[i], field))
+        if stored != stored and frames is not None:  # NaN: not measured by the tracker
+            return measure(frames[i], samples[i].box)
+        return stored
+
+    return value
+
+
 def check_capture(
     frames: Sequence[np.ndarray],
     *,
@@ -521,6 +539,7 @@ def decide_samples(
     embed: Callable[[int], np.ndarray] | None = None,
     embed_many: Callable[[Sequence[int]], np.ndarray] | None = None,
     sharpness: Callable[[int], float] | None = None,
+    brightness: Callable[[int], float] | None = None,
     cohort: np.ndarray | None = None,
     frames: Sequence[np.ndarray] | None = None,
 ) -> CaptureDecision:
@@ -528,7 +547,10 @@ def decide_samples(
     with landmarks). ``embed(i)`` returns frame i's embedding (default: ``samples[i].embedding``,
     for samples from ``detect_single_face``), ``embed_many(indices)`` all chosen frames' at once
     (one encoder batch); they are called only for the chosen frames. ``sharpness(i)`` measures
-    frame i on demand (default: ``samples[i].sharpness``). ``frames`` (the images) enables the
+    frame i on demand (default: ``samples[i].sharpness``), ``brightness(i)`` likewise (default:
+    ``samples[i].brightness``): the embedded frame passes the single photo's quality gate
+    (size, light, focus, in that order); a value the tracker left NaN is measured on
+    ``frames`` when they are given, and refuses when they are not. ``frames`` (the images) enables the
     photometric cut test (``check_capture`` always passes them). Split out
     so a benchmark can try several challenges on one capture without re-detecting."""
 
@@ -574,13 +596,17 @@ def decide_samples(
             # PLANE_WHOLE_MAX: the region test alone refused real blinks of another camera)
             elif r < PLANE_MIN_ACTION and (planar or whole < PLANE_WHOLE_MAX):
                 return refuse("flat_surface", len(samples))
-    sharp = sharpness if sharpness is not None else (lambda i: samples[i].sharpness)
+    sharp = sharpness or _stored_or_measured(samples, frames, "sharpness", _face_sharpness)
+    bright = brightness or _stored_or_measured(samples, frames, "brightness", _face_brightness)
     picked = _pick_frames(samples, ear, turn, sharp, pos - 1)
     for i in picked:
         s = samples[i]
         if s.face_height_px < MIN_FACE_HEIGHT_PX:
             return refuse("face_too_small", len(picked))
-        if sharp(i) < MIN_SHARPNESS:
+        # ``not >=``: a NaN (a tracked frame nobody measured) refuses, it never passes
+        if not bright(i) >= MIN_BRIGHTNESS:
+            return refuse("too_dark", len(picked))
+        if not sharp(i) >= MIN_SHARPNESS:
             return refuse("too_blurry", len(picked))
     get = embed if embed is not None else (lambda i: np.asarray(samples[i].embedding, dtype=np.float64))
     try:

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from lookups import faces
+from lookups.faces import tracking
 from lookups.faces.burst import y4m_frames
 from lookups.faces.matching import DEFAULT_THRESHOLD
 from tests.helpers import live_window, require_face_files
@@ -106,3 +107,28 @@ def test_slideshow_of_stills_is_refused_for_a_turn() -> None:
     for action in ("turn_left", "turn_right"):
         d = _check(frames, action)
         assert not d.accepted and d.code in ("not_continuous", "challenge_not_done"), d
+
+
+def test_capture_that_goes_dark_after_the_first_frame_is_refused_too_dark() -> None:
+    # the first frame passes the quality gate; the light then fades to a quarter over 1 s, so
+    # the frame that would be embedded is too dark to decide on: retake, never a decision
+    window = _window("clip_06", 47)
+    faded = [window[0]] + [
+        (frame * (1.0 - 0.75 * min(1.0, i / 10))).astype(np.uint8) for i, frame in enumerate(window[1:], 1)
+    ]
+    d = _check(faded, "blink")
+    assert (d.accepted, d.code) == (False, "too_dark")
+    assert d.frames_used == 1
+
+
+def test_unmeasured_quality_of_a_tracked_frame_refuses_and_never_passes() -> None:
+    # the tracker measures light on frame 0 only and focus nowhere: a caller of decide_samples
+    # that gives neither the frames nor the measures must get a refusal, not a skipped gate
+    window = _window("clip_06", 47)
+    samples = tracking.track_faces(window).samples
+    kwargs = {"challenge": ["blink"], "template": None, "threshold": DEFAULT_THRESHOLD}
+    assert faces.decide_samples(samples, **kwargs).code == "too_dark"
+    lit = faces.decide_samples(samples, brightness=lambda i: 100.0, **kwargs)
+    assert (lit.accepted, lit.code) == (False, "too_blurry")
+    # with the frames, the values are measured on the picked frame and the capture passes
+    assert faces.decide_samples(samples, frames=window, **kwargs).accepted

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lookups.faces import geometry, tracking
+from tests.helpers import live_window
 
 
 def _face_points(rng: np.random.Generator) -> np.ndarray:
@@ -64,3 +65,10 @@ def test_batched_homographies_match_the_einsum_form() -> None:
     assert np.abs(geometry._apply_all(h, src) - exact).max() < 0.5  # the noise is 0.2 px
     mapped = np.einsum("nij,nkj->nki", h, np.concatenate([src, np.ones((6, 68, 1))], axis=2))
     np.testing.assert_allclose(geometry._apply_all(h, src), mapped[..., :2] / mapped[..., 2:], rtol=1e-12)
+
+
+def test_brightness_is_measured_on_the_first_frame_only() -> None:
+    frames = live_window("clip_06", 47, 5)
+    samples = tracking.track_faces(frames).samples
+    assert samples[0].brightness > 40.0
+    assert all(np.isnan(s.brightness) for s in samples[1:])

@@ -503,6 +503,8 @@ def check_capture(
 
     if not challenge or any(a not in ACTIONS for a in challenge):
         return refuse("bad_challenge")
+    if len(frames) < MIN_FRAMES:  # too short to show an action: retake, nothing tracked
+        return refuse("too_few_frames", len(frames))
     try:
         tracked = track_faces(frames)
     except TrackBreak as exc:
@@ -560,7 +562,7 @@ def decide_samples(
     if not challenge or any(a not in ACTIONS for a in challenge):
         return refuse("bad_challenge")
     if len(samples) < MIN_FRAMES:
-        return refuse("challenge_not_done", len(samples))
+        return refuse("too_few_frames", len(samples))
     try:
         st = _Stack(samples)
     except ProbeRejected as exc:

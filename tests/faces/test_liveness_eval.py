@@ -48,16 +48,20 @@ def test_exact_output_format(tmp_path: Path, live: Path) -> None:
     for i in range(1, 7):
         Image.fromarray(np.full((240, 320, 3), 128, np.uint8)).save(blank / f"{i:03d}.jpg")
     (tmp_path / "c_empty").mkdir()
+    short = tmp_path / "d_short"  # 3 real frames: too short to show any action (a retake)
+    short.mkdir()
+    for i in range(1, 4):
+        shutil.copy(live / "clip_00" / f"{i:03d}.jpg", short / f"{i:03d}.jpg")
     (tmp_path / "not_a_capture.txt").write_text("ignored")
 
     lines = _run(str(tmp_path), "--challenge", "blink,turn_left")
-    assert len(lines) == 4
-    assert [ln.split()[0] for ln in lines[:3]] == ["a_real", "b_blank", "c_empty"]
-    assert all(LINE.match(ln) for ln in lines[:3])
+    assert len(lines) == 5
+    assert [ln.split()[0] for ln in lines[:4]] == ["a_real", "b_blank", "c_empty", "d_short"]
+    assert all(LINE.match(ln) for ln in lines[:4])
     assert lines[0].startswith("a_real refused ")
     assert lines[1] in ("b_blank refused no_face", "b_blank refused low_quality")
-    assert lines[2] == "c_empty refused challenge_not_done"
-    assert lines[-1] == "liveness: accepted=0 refused=3"
+    assert lines[2:4] == ["c_empty refused too_few_frames", "d_short refused too_few_frames"]
+    assert lines[-1] == "liveness: accepted=0 refused=4"
 
 
 def test_frames_are_read_in_numeric_order(tmp_path: Path) -> None:

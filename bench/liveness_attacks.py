@@ -16,7 +16,9 @@ measure and embeddings of the chosen frames) for each challenge. Needs no Django
     .venv/bin/python bench/liveness_attacks.py [--set tune|holdout|all]
 
 Tuning: identities person_02-06, clips 00, 03, 06, 10. Held out: person_26-30, clips 11-13.
-Genuine: 3.5 s windows (35 frames) around hand-labelled actions (EVENTS); every attack is decided
+Genuine: 3.5 s windows (35 frames) around hand-labelled actions (EVENTS), asked that action, and
+windows holding two labelled actions, asked both in order (and, informative, in the reverse
+order); every attack is decided
 for all 16 challenges (4 single actions, 12 ordered pairs). CPU: ``check_capture`` (tracking) on a
 few live windows vs one ``detect_single_face`` on a frame of the same clip.
 """
@@ -225,6 +227,22 @@ def _windows(n: int, event: int) -> list[int]:
     return sorted({max(0, min(n - WINDOW, event - lead)) for lead in (22, 12)})
 
 
+def _pair_windows(n: int, events: dict[str, list[int]]) -> list[tuple[tuple[int, str], tuple[int, str], int]]:
+    """Two labelled events of different actions, 3 or more frames apart, and each start (22 and
+    12 frames before the first, as for one action) whose 35-frame window also holds the second
+    event and the 4 frames after it: the two-action challenge every production capture asks."""
+    timeline = sorted((t, a) for a, ts in events.items() for t in ts)
+    out = []
+    for first in timeline:
+        for second in timeline:
+            if first[1] == second[1] or second[0] - first[0] < 3:
+                continue
+            for st in sorted({max(0, first[0] - lead) for lead in (22, 12)}):
+                if st + WINDOW <= n and second[0] + 4 < st + WINDOW:
+                    out.append((first, second, st))
+    return out
+
+
 def _cpu(function, repeat: int) -> float:  # noqa: ANN001
     """Median CPU seconds of ``function()`` over ``repeat`` runs after one warm-up run."""
     function()
@@ -304,7 +322,7 @@ def main() -> None:
                     att_acc += got == "ACCEPTED"
                     kind_acc[kind] = kind_acc.get(kind, 0) + (got == "ACCEPTED")
                 print(f"  attack {ident}/{kind:10} " + " ".join(f"{c}={v}" for c, v in sorted(codes.items())))
-        gen_acc = gen_tot = wrong_acc = wrong_tot = 0
+        gen_acc = gen_tot = wrong_acc = wrong_tot = pair_acc = pair_tot = rev_acc = 0
         for clip in clips:
             files = sorted((root / "live" / clip).glob("*.jpg"))
             frames = [load_probe_image(f.read_bytes()) for f in files]
@@ -318,6 +336,20 @@ def main() -> None:
                         print(f"  genuine {clip}[{st}:{st + WINDOW}] {action:10} {got.lower()}")
                         if len(timed) < args.cpu_windows and clip not in [t[0] for t in timed]:
                             timed.append((clip, st, action))
+            # the production case: two actions in order (a window holding both labelled events,
+            # the second with 4 frames after it), and the same window asked the reverse order
+            for first, second, st in _pair_windows(n, EVENTS[clip]):
+                pair = [first[1], second[1]]
+                cap = Tracked(frames[st : st + WINDOW])  # tracked once, decided for both orders
+                got = cap.decide(pair, None, thr)
+                pair_tot += 1
+                pair_acc += got == "ACCEPTED"
+                back = cap.decide(pair[::-1], None, thr)
+                rev_acc += back == "ACCEPTED"
+                print(
+                    f"  genuine pair {clip}[{st}:{st + WINDOW}] {pair[0]}@{first[0]},{pair[1]}@{second[0]} "
+                    f"{got.lower()} (reversed: {back.lower()})"
+                )
             # informative: windows asked an action the clip never shows
             for action in faces.ACTIONS:
                 if action in EVENTS[clip]:
@@ -330,6 +362,10 @@ def main() -> None:
         print(
             f"{name}: attacks accepted {att_acc} / {att_tot} (all 16 challenges); genuine windows accepted "
             f"{gen_acc} / {gen_tot}; windows asked an action the clip never shows accepted {wrong_acc} / {wrong_tot}"
+        )
+        print(
+            f"{name}: genuine two-action windows accepted {pair_acc} / {pair_tot}; "
+            f"the same windows asked the reverse order accepted {rev_acc} / {pair_tot}"
         )
     if timed:
         warm_up()

@@ -335,10 +335,11 @@ def _action_end(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray,
 
 
 def _action_span(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray, start: int) -> tuple[int, int] | None:
-    """(frame where ``action`` completes, frame where it is strongest) at or after ``start``,
-    else None. The strongest frame: the closed eyes of the blink (least EAR between the dip and
-    the recovery), the widest mouth while it stays open, the turn's peak parallax in its
-    excursion; the pixel planarity test looks there.
+    """(frame where ``action`` completes, frame where it is strongest) of the first ``action``
+    that *begins* at or after ``start`` (the eyes start closing, the mouth starts opening, the
+    head leaves the start pose there or later), else None. The strongest frame: the closed eyes
+    of the blink (least EAR between the dip and the recovery), the widest mouth while it stays
+    open, the turn's peak parallax in its excursion; the pixel planarity test looks there.
 
     ``ear``/``mar``/``turn`` come from :func:`action_signals` (rectified onto the first frame).
     Baselines are the person's own, over the whole capture: open eyes = the 80th percentile of
@@ -348,8 +349,11 @@ def _action_span(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray
     n = len(ear)
     if action == "blink":
         base = float(np.percentile(ear, 80))
+        closed = ear < BLINK_DIP * base
         for i in range(start, n):
-            if ear[i] < BLINK_DIP * base:
+            # it begins at or after ``start``: eyes already closing there belong to an earlier
+            # blink (the second of two asked actions must begin after the first one peaked)
+            if closed[i] and (i == 0 or not closed[i - 1]):
                 for j in range(i + 1, n):
                     if ear[j] > BLINK_RECOVER * base:
                         return j, i + int(np.argmin(ear[i:j]))
@@ -357,8 +361,9 @@ def _action_span(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray
         return None
     if action == "open_mouth":
         base = float(np.percentile(mar, 20))
+        opened = (mar > base + MOUTH_RISE) & (mar > MOUTH_MIN_OPEN)
         for i in range(start, n):
-            if mar[i] > base + MOUTH_RISE and mar[i] > MOUTH_MIN_OPEN:
+            if opened[i] and (i == 0 or not opened[i - 1]):  # it opens at or after ``start``
                 j = i
                 while j + 1 < n and mar[j + 1] > base + MOUTH_RISE:
                     j += 1
@@ -378,7 +383,9 @@ def _action_span(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray
             j = k
             while j > 0 and off[j] > TURN_DELTA / 2:
                 j -= 1
-            if k - j >= TURN_MIN_RISE_FRAMES:
+            # ... and it rose from the start pose at or after ``start`` (a head already turned
+            # there turned before the previous action peaked)
+            if k - j >= TURN_MIN_RISE_FRAMES and j >= start - 1:
                 e = i
                 while e + 1 < n and off[e + 1] > TURN_DELTA:
                     e += 1
@@ -579,13 +586,16 @@ def decide_samples(
     ear, mar, turn = action_signals(st)
     if turn_jitter(turn) > MAX_TURN_JITTER:
         return refuse("flat_surface" if planar else "not_continuous", len(samples))
-    pos = 0
+    pos = done = 0
     peaks: list[int] = []
     for action in challenge:
         span = _action_span(action, ear, mar, turn, pos)
         if span is None:
             return refuse("flat_surface" if planar else "challenge_not_done", len(samples))
-        pos = span[0] + 1
+        # the next action must begin after this one was seen (the eyes closed, the mouth open,
+        # the turn held) but may begin while it ends (eyes reopening, the head coming back); a
+        # turn's strongest frame can be anywhere in a held pose, hence the earlier of the two
+        pos, done = min(span) + 1, span[0]
         peaks.append(span[1])
     if frames is not None:
         residuals, floor, wholes = pixel_planarity(frames, samples, st, challenge, peaks, ear, mar, planar)
@@ -600,7 +610,7 @@ def decide_samples(
                 return refuse("flat_surface", len(samples))
     sharp = sharpness or _stored_or_measured(samples, frames, "sharpness", _face_sharpness)
     bright = brightness or _stored_or_measured(samples, frames, "brightness", _face_brightness)
-    picked = _pick_frames(samples, ear, turn, sharp, pos - 1)
+    picked = _pick_frames(samples, ear, turn, sharp, done)
     for i in picked:
         s = samples[i]
         if s.face_height_px < MIN_FACE_HEIGHT_PX:

@@ -207,3 +207,85 @@ def test_embedded_frame_is_the_one_where_the_last_action_completes() -> None:
     end = 12
     assert end - liveness.PICK_BEFORE <= picked[0] <= end + liveness.PICK_AFTER
     assert picked[0] >= 18
+
+
+# --- two actions in order: the second begins after the first peaked ------------------------
+
+
+def _mouth(open_px: float) -> dict[str, np.ndarray]:
+    """The lips in the layout of ``face_recognition.face_landmarks``: corners 60 px apart, the
+    inner lips 4 px apart plus ``open_px`` (mouth aspect ratio 0.07 closed, 0.48 at 25 px)."""
+    q = np.zeros((68, 2))
+    q[48], q[54] = (180, 260), (240, 260)
+    q[49:54] = [(190 + 10 * k, 252) for k in range(5)]
+    q[55:60] = [(230 - 10 * k, 270 + open_px) for k in range(5)]
+    q[60], q[64] = (185, 260), (235, 260)
+    q[61:64] = [(200 + 10 * k, 258) for k in range(3)]
+    q[65:68] = [(220 - 10 * k, 262 + open_px) for k in range(3)]
+    return {
+        "top_lip": np.array([*q[48:55], q[64], q[63], q[62], q[61], q[60]]),
+        "bottom_lip": np.array([*q[54:60], q[48], q[60], q[67], q[66], q[65], q[64]]),
+    }
+
+
+def _eyes_and_mouth(eye_open: list[float], mouth_px: list[float]) -> list[FaceSample]:
+    """One face per frame: the eyes at ``eye_open[i]`` of their open height (1 = open, eye
+    aspect ratio 0.33) and the mouth open by ``mouth_px[i]``; nothing else moves."""
+    base = _face(np.random.default_rng(11))
+    out = []
+    for eye, mouth in zip(eye_open, mouth_px, strict=True):
+        lm = {k: v.copy() for k, v in base.items()}
+        for name in ("left_eye", "right_eye"):
+            c = lm[name].mean(axis=0)
+            lm[name][:, 1] = c[1] + (lm[name][:, 1] - c[1]) * eye
+        lm.update(_mouth(mouth))
+        out.append(_sample(lm))
+    return out
+
+
+def test_second_action_may_begin_while_the_first_ends() -> None:
+    # eyes closed at frames 10-11 and slow to reopen (below 3/4 of open until frame 17); the
+    # mouth opens at 13-15, after the closed eyes, before they are fully open again
+    eyes = [1.0] * 10 + [0.3, 0.3] + [0.6] * 5 + [1.0] * 18
+    mouth = [0.0] * 13 + [25.0] * 3 + [0.0] * 19
+    samples = _eyes_and_mouth(eyes, mouth)
+    assert _decide(samples, "blink", "open_mouth").accepted
+    d = _decide(samples, "open_mouth", "blink")  # the blink began before the mouth opened
+    assert (d.accepted, d.code) == (False, "challenge_not_done")
+
+
+def test_actions_in_the_wrong_order_are_refused() -> None:
+    # the mouth opens and closes at 5-7, the eyes blink at 20-21: asked blink then open mouth
+    eyes = [1.0] * 20 + [0.3, 0.3] + [1.0] * 13
+    mouth = [0.0] * 5 + [25.0] * 3 + [0.0] * 27
+    samples = _eyes_and_mouth(eyes, mouth)
+    assert _decide(samples, "open_mouth", "blink").accepted
+    d = _decide(samples, "blink", "open_mouth")
+    assert (d.accepted, d.code) == (False, "challenge_not_done")
+
+
+def test_a_mouth_already_open_at_the_blink_did_not_open_after_it() -> None:
+    # the mouth opens at 5 and stays open through the blink at 15-16 and after it: it opened
+    # before the blink, so "blink, then open your mouth" was not done (a replay of someone who
+    # blinked while talking must not answer both orders)
+    eyes = [1.0] * 15 + [0.3, 0.3] + [1.0] * 18
+    mouth = [0.0] * 5 + [25.0] * 20 + [0.0] * 10
+    samples = _eyes_and_mouth(eyes, mouth)
+    assert _decide(samples, "open_mouth", "blink").accepted
+    d = _decide(samples, "blink", "open_mouth")
+    assert (d.accepted, d.code) == (False, "challenge_not_done")
+
+
+def test_a_head_turned_before_the_blink_did_not_turn_after_it() -> None:
+    # the head turns left at frames 4-8 and stays turned through a blink at 20-21
+    turn = [0.0] * 4 + [0.06 * k for k in range(1, 5)] + [0.24] * 27
+    samples = _turn_capture(turn)
+    for i in (20, 21):
+        for name in ("left_eye", "right_eye"):
+            pts = np.asarray(samples[i].landmarks[name], dtype=float)
+            c = pts.mean(axis=0)
+            pts[:, 1] = c[1] + (pts[:, 1] - c[1]) * 0.3
+            samples[i].landmarks[name] = [(float(x), float(y)) for x, y in pts]
+    assert _decide(samples, "turn_left", "blink").accepted
+    d = _decide(samples, "blink", "turn_left")
+    assert (d.accepted, d.code) == (False, "challenge_not_done")

@@ -18,9 +18,9 @@ measure and embeddings of the chosen frames) for each challenge. Needs no Django
 Tuning: identities person_02-06, clips 00, 03, 06, 10. Held out: person_26-30, clips 11-13.
 Genuine: 3.5 s windows (35 frames) around hand-labelled actions (EVENTS), asked that action, and
 windows holding two labelled actions, asked both in order (and, informative, in the reverse
-order); every attack is decided
-for all 16 challenges (4 single actions, 12 ordered pairs). CPU: ``check_capture`` (tracking) on a
-few live windows vs one ``detect_single_face`` on a frame of the same clip.
+order); every attack is decided for all 16 challenges (4 single actions, 12 ordered pairs).
+CPU: ``check_capture`` (tracking) on a few live windows vs one ``detect_single_face`` on a frame
+of the same clip.
 """
 
 from __future__ import annotations
@@ -221,10 +221,12 @@ EVENTS = {
     "clip_13": {"blink": [14, 26, 34, 105]},
 }
 WINDOW = 35
+#: A window starts this many frames before the (first) asked event: a user answering a prompt.
+LEADS = (22, 12)
 
 
 def _windows(n: int, event: int) -> list[int]:
-    return sorted({max(0, min(n - WINDOW, event - lead)) for lead in (22, 12)})
+    return sorted({max(0, min(n - WINDOW, event - lead)) for lead in LEADS})
 
 
 def _pair_windows(n: int, events: dict[str, list[int]]) -> list[tuple[tuple[int, str], tuple[int, str], int]]:
@@ -237,7 +239,7 @@ def _pair_windows(n: int, events: dict[str, list[int]]) -> list[tuple[tuple[int,
         for second in timeline:
             if first[1] == second[1] or second[0] - first[0] < 3:
                 continue
-            for st in sorted({max(0, first[0] - lead) for lead in (22, 12)}):
+            for st in sorted({max(0, first[0] - lead) for lead in LEADS}):
                 if st + WINDOW <= n and second[0] + 4 < st + WINDOW:
                     out.append((first, second, st))
     return out

@@ -352,7 +352,7 @@ def _action_span(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray
         closed = ear < BLINK_DIP * base
         for i in range(start, n):
             # it begins at or after ``start``: eyes already closing there belong to an earlier
-            # blink (the second of two asked actions must begin after the first one peaked)
+            # blink (the second of two asked actions must begin after the first one was seen)
             if closed[i] and (i == 0 or not closed[i - 1]):
                 for j in range(i + 1, n):
                     if ear[j] > BLINK_RECOVER * base:
@@ -384,7 +384,7 @@ def _action_span(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray
             while j > 0 and off[j] > TURN_DELTA / 2:
                 j -= 1
             # ... and it rose from the start pose at or after ``start`` (a head already turned
-            # there turned before the previous action peaked)
+            # there turned before the previous action was seen)
             if k - j >= TURN_MIN_RISE_FRAMES and j >= start - 1:
                 e = i
                 while e + 1 < n and off[e + 1] > TURN_DELTA:

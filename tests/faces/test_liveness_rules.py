@@ -228,6 +228,14 @@ def _mouth(open_px: float) -> dict[str, np.ndarray]:
     }
 
 
+def _squint(eye: np.ndarray, open_part: float) -> np.ndarray:
+    """The 6 points of an eye at ``open_part`` of its height (about its centre)."""
+    c = eye.mean(axis=0)
+    out = eye.astype(float)
+    out[:, 1] = c[1] + (out[:, 1] - c[1]) * open_part
+    return out
+
+
 def _eyes_and_mouth(eye_open: list[float], mouth_px: list[float]) -> list[FaceSample]:
     """One face per frame: the eyes at ``eye_open[i]`` of their open height (1 = open, eye
     aspect ratio 0.33) and the mouth open by ``mouth_px[i]``; nothing else moves."""
@@ -236,11 +244,17 @@ def _eyes_and_mouth(eye_open: list[float], mouth_px: list[float]) -> list[FaceSa
     for eye, mouth in zip(eye_open, mouth_px, strict=True):
         lm = {k: v.copy() for k, v in base.items()}
         for name in ("left_eye", "right_eye"):
-            c = lm[name].mean(axis=0)
-            lm[name][:, 1] = c[1] + (lm[name][:, 1] - c[1]) * eye
+            lm[name] = _squint(lm[name], eye)
         lm.update(_mouth(mouth))
         out.append(_sample(lm))
     return out
+
+
+def _only_in_order(samples: list[FaceSample], first: str, second: str) -> None:
+    """Accepted asked ``first, second``; refused ``challenge_not_done`` asked the reverse."""
+    assert _decide(samples, first, second).accepted
+    d = _decide(samples, second, first)
+    assert (d.accepted, d.code) == (False, "challenge_not_done")
 
 
 def test_second_action_may_begin_while_the_first_ends() -> None:
@@ -248,20 +262,14 @@ def test_second_action_may_begin_while_the_first_ends() -> None:
     # mouth opens at 13-15, after the closed eyes, before they are fully open again
     eyes = [1.0] * 10 + [0.3, 0.3] + [0.6] * 5 + [1.0] * 18
     mouth = [0.0] * 13 + [25.0] * 3 + [0.0] * 19
-    samples = _eyes_and_mouth(eyes, mouth)
-    assert _decide(samples, "blink", "open_mouth").accepted
-    d = _decide(samples, "open_mouth", "blink")  # the blink began before the mouth opened
-    assert (d.accepted, d.code) == (False, "challenge_not_done")
+    _only_in_order(_eyes_and_mouth(eyes, mouth), "blink", "open_mouth")  # reversed: the blink began first
 
 
 def test_actions_in_the_wrong_order_are_refused() -> None:
     # the mouth opens and closes at 5-7, the eyes blink at 20-21: asked blink then open mouth
     eyes = [1.0] * 20 + [0.3, 0.3] + [1.0] * 13
     mouth = [0.0] * 5 + [25.0] * 3 + [0.0] * 27
-    samples = _eyes_and_mouth(eyes, mouth)
-    assert _decide(samples, "open_mouth", "blink").accepted
-    d = _decide(samples, "blink", "open_mouth")
-    assert (d.accepted, d.code) == (False, "challenge_not_done")
+    _only_in_order(_eyes_and_mouth(eyes, mouth), "open_mouth", "blink")
 
 
 def test_a_mouth_already_open_at_the_blink_did_not_open_after_it() -> None:
@@ -270,10 +278,7 @@ def test_a_mouth_already_open_at_the_blink_did_not_open_after_it() -> None:
     # blinked while talking must not answer both orders)
     eyes = [1.0] * 15 + [0.3, 0.3] + [1.0] * 18
     mouth = [0.0] * 5 + [25.0] * 20 + [0.0] * 10
-    samples = _eyes_and_mouth(eyes, mouth)
-    assert _decide(samples, "open_mouth", "blink").accepted
-    d = _decide(samples, "blink", "open_mouth")
-    assert (d.accepted, d.code) == (False, "challenge_not_done")
+    _only_in_order(_eyes_and_mouth(eyes, mouth), "open_mouth", "blink")
 
 
 def test_a_head_turned_before_the_blink_did_not_turn_after_it() -> None:
@@ -282,10 +287,6 @@ def test_a_head_turned_before_the_blink_did_not_turn_after_it() -> None:
     samples = _turn_capture(turn)
     for i in (20, 21):
         for name in ("left_eye", "right_eye"):
-            pts = np.asarray(samples[i].landmarks[name], dtype=float)
-            c = pts.mean(axis=0)
-            pts[:, 1] = c[1] + (pts[:, 1] - c[1]) * 0.3
+            pts = _squint(np.asarray(samples[i].landmarks[name], dtype=float), 0.3)
             samples[i].landmarks[name] = [(float(x), float(y)) for x, y in pts]
-    assert _decide(samples, "turn_left", "blink").accepted
-    d = _decide(samples, "blink", "turn_left")
-    assert (d.accepted, d.code) == (False, "challenge_not_done")
+    _only_in_order(samples, "turn_left", "blink")

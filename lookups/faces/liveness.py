@@ -95,6 +95,9 @@ BLINK_RECOVER = 0.75
 #: Live "open the mouth": rises 0.30-0.50; photo attacks vary by at most 0.06.
 MOUTH_RISE = 0.18
 MOUTH_MIN_OPEN = 0.25
+#: ... held for this many consecutive frames: a one-frame spike is the landmark model jumping on
+#: a small or distorted face (a print bent and nodded: bench ``--bent``), not a mouth opening.
+MOUTH_HOLD = 2
 #: Turn parallax (nose off the plane of contour/brows/eyes, in IOD) from the start pose, held
 #: for TURN_HOLD consecutive frames. Live turns: 0.10-0.20; tilted photos: at most 0.051.
 TURN_DELTA = 0.08
@@ -362,8 +365,9 @@ def _action_span(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray
     if action == "open_mouth":
         base = float(np.percentile(mar, 20))
         opened = (mar > base + MOUTH_RISE) & (mar > MOUTH_MIN_OPEN)
-        for i in range(start, n):
-            if opened[i] and (i == 0 or not opened[i - 1]):  # it opens at or after ``start``
+        for i in range(start, n - MOUTH_HOLD + 1):
+            # it opens at or after ``start`` and stays open MOUTH_HOLD frames
+            if opened[i : i + MOUTH_HOLD].all() and (i == 0 or not opened[i - 1]):
                 j = i
                 while j + 1 < n and mar[j + 1] > base + MOUTH_RISE:
                     j += 1

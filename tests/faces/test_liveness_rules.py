@@ -290,3 +290,14 @@ def test_a_head_turned_before_the_blink_did_not_turn_after_it() -> None:
             pts = _squint(np.asarray(samples[i].landmarks[name], dtype=float), 0.3)
             samples[i].landmarks[name] = [(float(x), float(y)) for x, y in pts]
     _only_in_order(samples, "turn_left", "blink")
+
+
+def test_a_one_frame_mouth_spike_is_not_an_open_mouth() -> None:
+    # the landmark model jumping on one frame (a print bent and nodded in front of the camera)
+    # is no mouth opening; the same opening held for two frames (0.2 s) is
+    eyes = [1.0] * 35
+    spike = [0.0] * 12 + [25.0] + [0.0] * 22
+    d = _decide(_eyes_and_mouth(eyes, spike), "open_mouth")
+    assert (d.accepted, d.code) == (False, "challenge_not_done")
+    held = [0.0] * 12 + [25.0] * liveness.MOUTH_HOLD + [0.0] * (23 - liveness.MOUTH_HOLD)
+    assert _decide(_eyes_and_mouth(eyes, held), "open_mouth").accepted

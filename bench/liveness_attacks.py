@@ -5,20 +5,25 @@ photos; attacks use other photos): ``moved`` (one photo shifted/scaled/rotated i
 ``tilt_yaw`` and ``tilt_pitch`` (one photo swung up to 30 degrees about the vertical/horizontal
 axis, a perspective warp: the planar fake of a head turn or nod), ``slideshow`` (five different
 photos, six frames each), ``screen`` (the photo on a phone screen: gamma 0.7, a moire pattern,
-a moving glare spot, moved and swung 15 degrees). 30 frames (3 s at 10 fps), each re-encoded as
-JPEG and decoded with ``load_probe_image`` like an upload. Genuine: the live clips
-(``live/clip_NN``, liveness only: no clip shares a person with the photos).
+a moving glare spot, moved and swung 15 degrees); with ``--bent``, a print bent around a
+cylinder and swung (BENT_KINDS: not one plane, rendered by ray casting). 30 frames (3 s at
+10 fps), each re-encoded as JPEG and decoded with ``load_probe_image`` like an upload.
+Genuine: the live clips (``live/clip_NN``, liveness only: no clip shares a person with the
+photos).
 
 Each capture is tracked once exactly as ``check_capture`` does (``tracking.track_faces``) and
 then decided by ``lookups.faces.decide_samples`` (the rest of ``check_capture``: same sharpness
 measure and embeddings of the chosen frames) for each challenge. Needs no Django.
 
-    .venv/bin/python bench/liveness_attacks.py [--set tune|holdout|all]
+    .venv/bin/python bench/liveness_attacks.py [--set tune|holdout|all] [--extra | --bent]
 
 Tuning: identities person_02-06, clips 00, 03, 06, 10. Held out: person_26-30, clips 11-13.
 Genuine: 3.5 s windows (35 frames) around hand-labelled actions (EVENTS), asked that action, and
 windows holding two labelled actions, asked both in order (and, informative, in the reverse
 order); every attack is decided for all 16 challenges (4 single actions, 12 ordered pairs).
+Replay: every genuine window is also asked the 12 two-action challenges (a two-action window
+the 11 it was not recorded for); the mean share it answers is the chance that a recorded
+video, replayed, passes a fresh random challenge.
 CPU: ``check_capture`` (tracking) on a few live windows vs one ``detect_single_face`` on a frame
 of the same clip.
 """
@@ -289,20 +294,132 @@ def extra(root: Path, idents: list[str], challenges: list, thr: float) -> None: 
     print(f"extra: attacks accepted {acc} / {tot} (all 16 challenges)")
 
 
+#: ``--bent``: a print bent around a cylinder (radius in canvas pixels: the photo's long side
+#: is 300 px, so 110 is a tight curl, 300 a gentle bow), bulging towards the camera or away,
+#: about a vertical or a horizontal axis, and swung about that axis (degrees, swings per
+#: capture) while moved a little: not one plane, so the homography tests do not see it as flat.
+BENT_KINDS = [
+    (radius, convex, axis, deg, cycles)
+    for radius in (110.0, 180.0, 300.0)
+    for convex in (True, False)
+    for axis in ("vertical", "horizontal")
+    for deg, cycles in ((25.0, 1.0), (35.0, 0.5))
+]
+
+
+def _bent(
+    photo: Image.Image,
+    angle: float,
+    radius: float,
+    convex: bool,
+    axis: str,
+    shift: tuple[float, float],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``photo`` on a cylinder of ``radius`` (its centre line through the canvas centre, at the
+    bench's camera distance), turned by ``angle`` (radians) about the cylinder's axis direction,
+    rendered by casting one ray per canvas pixel (numpy; PIL's transforms are planar). A bend
+    about a horizontal axis is the vertical case with x and y exchanged."""
+    tex = np.asarray(photo, dtype=np.float64)
+    h, w = tex.shape[:2]
+    scale = 300.0 / max(w, h)
+    f = 600.0
+    vv, uu = np.mgrid[0 : CANVAS[1], 0 : CANVAS[0]].astype(np.float64)
+    d = np.stack([(uu - CANVAS[0] / 2 - shift[0]) / f, (vv - CANVAS[1] / 2 - shift[1]) / f, np.ones_like(uu)], axis=-1)
+    if axis == "horizontal":
+        d = d[..., [1, 0, 2]]
+    c, s = math.cos(-angle), math.sin(-angle)
+    rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])  # the camera seen from the print's frame
+    o, ds = rot @ np.array([0.0, 0.0, -f]), d @ rot.T  # print centre at the origin
+    centre = radius if convex else -radius  # the cylinder's axis behind (convex) or in front
+    qa = ds[..., 0] ** 2 + ds[..., 2] ** 2
+    qb = 2 * (o[0] * ds[..., 0] + (o[2] - centre) * ds[..., 2])
+    qc = o[0] ** 2 + (o[2] - centre) ** 2 - radius**2
+    disc = qb * qb - 4 * qa * qc
+    root = np.sqrt(np.maximum(disc, 0.0))
+    lam = (-qb - root) / (2 * qa) if convex else (-qb + root) / (2 * qa)  # the print's side
+    x, y, z = (o[k] + lam * ds[..., k] for k in range(3))
+    phi = np.arctan2(x, radius - z) if convex else np.arctan2(x, z + radius)
+    a, b = radius * phi, y  # arc length and height on the print
+    if axis == "horizontal":
+        a, b = b, a
+    tx, ty = a / scale + w / 2, b / scale + h / 2
+    inside = (disc >= 0) & (np.abs(phi) < math.pi / 2) & (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
+    x0 = np.clip(np.floor(tx).astype(int), 0, w - 2)
+    y0 = np.clip(np.floor(ty).astype(int), 0, h - 2)
+    fx, fy = (tx - x0)[..., None], (ty - y0)[..., None]
+    pix = (tex[y0, x0] * (1 - fx) + tex[y0, x0 + 1] * fx) * (1 - fy) + (
+        tex[y0 + 1, x0] * (1 - fx) + tex[y0 + 1, x0 + 1] * fx
+    ) * fy
+    bg = np.clip(rng.normal(110, 12, (CANVAS[1], CANVAS[0], 3)), 0, 255)
+    out = np.where(inside[..., None], pix, bg).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(out).save(buf, "JPEG", quality=85)
+    return load_probe_image(buf.getvalue())
+
+
+def bent_frames(
+    photo: Image.Image, radius: float, convex: bool, axis: str, deg: float, cycles: float, seed: int
+) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(N_FRAMES):
+        t = i / (N_FRAMES - 1)
+        angle = math.radians(deg) * math.sin(2 * math.pi * cycles * t)
+        shift = (10 * math.sin(2 * math.pi * t), 5 * math.sin(4 * math.pi * t))
+        frames.append(_bent(photo, angle, radius, convex, axis, shift, rng))
+    return frames
+
+
+def bent(root: Path, name: str, idents: list[str], challenges: list, thr: float) -> None:  # noqa: ANN001
+    """The ``--bent`` attacks on one set's identities (template from the first 3 photos, the
+    4th photo bent): per capture, the codes over all challenges; the accepted challenges."""
+    acc = tot = acc_pairs = 0
+    for ident in idents:
+        paths = sorted((root / ident).glob("*.jpg"))
+        template = faces.build_template_from_images([load_probe_image(p.read_bytes()) for p in paths[:3]])
+        photo = Image.open(paths[3]).convert("RGB")
+        for k, (radius, convex, axis, deg, cycles) in enumerate(BENT_KINDS):
+            cap = Tracked(bent_frames(photo, radius, convex, axis, deg, cycles, 200 + k))
+            codes: dict[str, int] = {}
+            took = []
+            for ch in challenges:
+                got = cap.decide(ch, template, thr)
+                codes[got] = codes.get(got, 0) + 1
+                tot += 1
+                if got == "ACCEPTED":
+                    acc += 1
+                    acc_pairs += len(ch) == 2
+                    took.append(",".join(ch))
+            label = f"R{radius:.0f}-{'convex' if convex else 'concave'}-{axis}-{deg:.0f}x{cycles}"
+            print(
+                f"  bent {ident}/{label:30} "
+                + " ".join(f"{c}={v}" for c, v in sorted(codes.items()))
+                + (f" accepted: {' '.join(took)}" if took else "")
+            )
+    print(f"{name}: bent prints accepted {acc} / {tot} (all 16 challenges; two-action challenges {acc_pairs})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", choices=["tune", "holdout", "all"], default="all")
     ap.add_argument("--extra", action="store_true", help="only the extra tuning attacks (EXTRA_KINDS)")
     ap.add_argument("--extra-idents", type=int, default=len(EXTRA_IDENTS), help="first N of EXTRA_IDENTS")
+    ap.add_argument("--bent", action="store_true", help="only the bent-print attacks (BENT_KINDS) on --set")
     ap.add_argument("--cpu-windows", type=int, default=7, help="live windows timed through check_capture")
     args = ap.parse_args()
     root = default_faces_dir()
     names = ["tune", "holdout"] if args.set == "all" else [args.set]
     thr = DEFAULT_THRESHOLD
-    challenges = [(a,) for a in faces.ACTIONS] + [(a, b) for a in faces.ACTIONS for b in faces.ACTIONS if a != b]
+    pairs = [(a, b) for a in faces.ACTIONS for b in faces.ACTIONS if a != b]
+    challenges = [(a,) for a in faces.ACTIONS] + pairs
     timed: list[tuple[str, int, str]] = []
     if args.extra:
         extra(root, EXTRA_IDENTS[: args.extra_idents], challenges, thr)
+        return
+    if args.bent:
+        for name in names:
+            bent(root, name, SETS[name][0], challenges, thr)
         return
     for name in names:
         idents, clips = SETS[name]
@@ -325,6 +442,11 @@ def main() -> None:
                     kind_acc[kind] = kind_acc.get(kind, 0) + (got == "ACCEPTED")
                 print(f"  attack {ident}/{kind:10} " + " ".join(f"{c}={v}" for c, v in sorted(codes.items())))
         gen_acc = gen_tot = wrong_acc = wrong_tot = pair_acc = pair_tot = rev_acc = 0
+        # replay: the share of the 12 two-action challenges a genuine window answers (for a
+        # two-action window, of the 11 it was not recorded for): a recorded video replayed
+        # against a fresh random challenge passes with that probability
+        replay_single: list[float] = []
+        replay_pair: list[float] = []
         for clip in clips:
             files = sorted((root / "live" / clip).glob("*.jpg"))
             frames = [load_probe_image(f.read_bytes()) for f in files]
@@ -332,7 +454,9 @@ def main() -> None:
             for action, events in EVENTS[clip].items():
                 for ev in events:
                     for st in _windows(n, ev):
-                        got = Tracked(frames[st : st + WINDOW]).decide([action], None, thr)
+                        cap = Tracked(frames[st : st + WINDOW])
+                        got = cap.decide([action], None, thr)
+                        replay_single.append(np.mean([cap.decide(p, None, thr) == "ACCEPTED" for p in pairs]))
                         gen_tot += 1
                         gen_acc += got == "ACCEPTED"
                         print(f"  genuine {clip}[{st}:{st + WINDOW}] {action:10} {got.lower()}")
@@ -348,6 +472,8 @@ def main() -> None:
                 pair_acc += got == "ACCEPTED"
                 back = cap.decide(pair[::-1], None, thr)
                 rev_acc += back == "ACCEPTED"
+                others = [p for p in pairs if list(p) != pair]
+                replay_pair.append(np.mean([cap.decide(p, None, thr) == "ACCEPTED" for p in others]))
                 print(
                     f"  genuine pair {clip}[{st}:{st + WINDOW}] {pair[0]}@{first[0]},{pair[1]}@{second[0]} "
                     f"{got.lower()} (reversed: {back.lower()})"
@@ -368,6 +494,13 @@ def main() -> None:
         print(
             f"{name}: genuine two-action windows accepted {pair_acc} / {pair_tot}; "
             f"the same windows asked the reverse order accepted {rev_acc} / {pair_tot}"
+        )
+        both = replay_single + replay_pair
+        print(
+            f"{name}: replay: a genuine window answers a random two-action challenge with p = "
+            f"{np.mean(both):.3f} (mean over {len(both)} windows; single-action windows {np.mean(replay_single):.3f}, "
+            f"max {max(replay_single):.2f}; two-action windows, the 11 orders they were not recorded for, "
+            f"{np.mean(replay_pair) if replay_pair else float('nan'):.3f}); 1 / 12 = 0.083"
         )
     if timed:
         warm_up()

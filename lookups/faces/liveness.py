@@ -340,7 +340,8 @@ def _action_end(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray,
 def _action_span(action: str, ear: np.ndarray, mar: np.ndarray, turn: np.ndarray, start: int) -> tuple[int, int] | None:
     """(frame where ``action`` completes, frame where it is strongest) of the first ``action``
     that *begins* at or after ``start`` (the eyes start closing, the mouth starts opening, the
-    head leaves the start pose there or later), else None. The strongest frame: the closed eyes
+    head leaves the start pose there or later; a mouth must stay open MOUTH_HOLD frames and a
+    turn be held TURN_HOLD), else None. The strongest frame: the closed eyes
     of the blink (least EAR between the dip and the recovery), the widest mouth while it stays
     open, the turn's peak parallax in its excursion; the pixel planarity test looks there.
 

@@ -46,6 +46,7 @@ from lookups import faces  # noqa: E402
 from lookups.faces import liveness, tracking  # noqa: E402
 from lookups.faces.calibration import default_faces_dir  # noqa: E402
 from lookups.faces.detection import detect_single_face, warm_up  # noqa: E402
+from lookups.faces.geometry import _bilinear_grid  # noqa: E402
 from lookups.faces.images import _face_sharpness, load_probe_image  # noqa: E402
 from lookups.faces.matching import DEFAULT_THRESHOLD  # noqa: E402
 
@@ -192,6 +193,18 @@ class Tracked:
         return "ACCEPTED" if d.accepted else d.code
 
 
+def _decide_all(cap: Tracked, challenges: list, template: np.ndarray | None, thr: float) -> tuple[dict[str, int], list]:
+    """One capture decided for each challenge: (count per outcome code, the accepted challenges)."""
+    codes: dict[str, int] = {}
+    took = []
+    for ch in challenges:
+        got = cap.decide(ch, template, thr)
+        codes[got] = codes.get(got, 0) + 1
+        if got == "ACCEPTED":
+            took.append(ch)
+    return codes, took
+
+
 def pixel_cpu(frames: list[np.ndarray], action: str) -> tuple[float, float]:
     """CPU seconds (median of 5 warm runs) of the pixel tests of one tracked capture asked
     ``action``: the photometric cut (all pairs) and the pixel planarity at the action."""
@@ -274,13 +287,10 @@ def extra(root: Path, idents: list[str], challenges: list, thr: float) -> None: 
         photos = [Image.open(p).convert("RGB") for p in paths[3:8]]
         for k, (label, kind, deg, cycles, n) in enumerate(EXTRA_KINDS):
             cap = Tracked(attack_frames(photos[:n], kind, 100 + k, deg, cycles))
-            codes: dict[str, int] = {}
-            for ch in challenges:
-                got = cap.decide(ch, template, thr)
-                codes[got] = codes.get(got, 0) + 1
-                tot += 1
-                acc += got == "ACCEPTED"
-                by_kind[label] = by_kind.get(label, 0) + (got == "ACCEPTED")
+            codes, took = _decide_all(cap, challenges, template, thr)
+            tot += len(challenges)
+            acc += len(took)
+            by_kind[label] = by_kind.get(label, 0) + len(took)
             info = ""
             if cap.samples is not None:
                 st = liveness._Stack(cap.samples)
@@ -345,12 +355,7 @@ def _bent(
         a, b = b, a
     tx, ty = a / scale + w / 2, b / scale + h / 2
     inside = (disc >= 0) & (np.abs(phi) < math.pi / 2) & (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
-    x0 = np.clip(np.floor(tx).astype(int), 0, w - 2)
-    y0 = np.clip(np.floor(ty).astype(int), 0, h - 2)
-    fx, fy = (tx - x0)[..., None], (ty - y0)[..., None]
-    pix = (tex[y0, x0] * (1 - fx) + tex[y0, x0 + 1] * fx) * (1 - fy) + (
-        tex[y0 + 1, x0] * (1 - fx) + tex[y0 + 1, x0 + 1] * fx
-    ) * fy
+    pix = np.stack([_bilinear_grid(tex[..., ch], tx, ty) for ch in range(3)], axis=-1)
     bg = np.clip(rng.normal(110, 12, (CANVAS[1], CANVAS[0], 3)), 0, 255)
     out = np.where(inside[..., None], pix, bg).astype(np.uint8)
     buf = io.BytesIO()
@@ -381,21 +386,15 @@ def bent(root: Path, name: str, idents: list[str], challenges: list, thr: float)
         photo = Image.open(paths[3]).convert("RGB")
         for k, (radius, convex, axis, deg, cycles) in enumerate(BENT_KINDS):
             cap = Tracked(bent_frames(photo, radius, convex, axis, deg, cycles, 200 + k))
-            codes: dict[str, int] = {}
-            took = []
-            for ch in challenges:
-                got = cap.decide(ch, template, thr)
-                codes[got] = codes.get(got, 0) + 1
-                tot += 1
-                if got == "ACCEPTED":
-                    acc += 1
-                    acc_pairs += len(ch) == 2
-                    took.append(",".join(ch))
+            codes, took = _decide_all(cap, challenges, template, thr)
+            tot += len(challenges)
+            acc += len(took)
+            acc_pairs += sum(len(ch) == 2 for ch in took)
             label = f"R{radius:.0f}-{'convex' if convex else 'concave'}-{axis}-{deg:.0f}x{cycles}"
             print(
                 f"  bent {ident}/{label:30} "
                 + " ".join(f"{c}={v}" for c, v in sorted(codes.items()))
-                + (f" accepted: {' '.join(took)}" if took else "")
+                + (f" accepted: {' '.join(','.join(ch) for ch in took)}" if took else "")
             )
     print(f"{name}: bent prints accepted {acc} / {tot} (all 16 challenges; two-action challenges {acc_pairs})")
 
@@ -433,13 +432,10 @@ def main() -> None:
             photos = [Image.open(p).convert("RGB") for p in paths[3:8]]
             for k, kind in enumerate(KINDS):
                 cap = Tracked(attack_frames(photos, kind, k))
-                codes: dict[str, int] = {}
-                for ch in challenges:
-                    got = cap.decide(ch, template, thr)
-                    codes[got] = codes.get(got, 0) + 1
-                    att_tot += 1
-                    att_acc += got == "ACCEPTED"
-                    kind_acc[kind] = kind_acc.get(kind, 0) + (got == "ACCEPTED")
+                codes, took = _decide_all(cap, challenges, template, thr)
+                att_tot += len(challenges)
+                att_acc += len(took)
+                kind_acc[kind] = kind_acc.get(kind, 0) + len(took)
                 print(f"  attack {ident}/{kind:10} " + " ".join(f"{c}={v}" for c, v in sorted(codes.items())))
         gen_acc = gen_tot = wrong_acc = wrong_tot = pair_acc = pair_tot = rev_acc = 0
         # replay: the share of the 12 two-action challenges a genuine window answers (for a
@@ -456,7 +452,7 @@ def main() -> None:
                     for st in _windows(n, ev):
                         cap = Tracked(frames[st : st + WINDOW])
                         got = cap.decide([action], None, thr)
-                        replay_single.append(np.mean([cap.decide(p, None, thr) == "ACCEPTED" for p in pairs]))
+                        replay_single.append(len(_decide_all(cap, pairs, None, thr)[1]) / len(pairs))
                         gen_tot += 1
                         gen_acc += got == "ACCEPTED"
                         print(f"  genuine {clip}[{st}:{st + WINDOW}] {action:10} {got.lower()}")
@@ -473,7 +469,7 @@ def main() -> None:
                 back = cap.decide(pair[::-1], None, thr)
                 rev_acc += back == "ACCEPTED"
                 others = [p for p in pairs if list(p) != pair]
-                replay_pair.append(np.mean([cap.decide(p, None, thr) == "ACCEPTED" for p in others]))
+                replay_pair.append(len(_decide_all(cap, others, None, thr)[1]) / len(others))
                 print(
                     f"  genuine pair {clip}[{st}:{st + WINDOW}] {pair[0]}@{first[0]},{pair[1]}@{second[0]} "
                     f"{got.lower()} (reversed: {back.lower()})"
